@@ -16,3 +16,29 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _small_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
+
+
+from pathlib import Path  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic two-domain dataset (32 px) with ground truth, shared by the whole session."""
+    from gan_translate.data.synthetic import make_synthetic
+
+    return Path(make_synthetic(tmp_path_factory.mktemp("synthetic") / "synthetic", size=32, n_train=8, n_test=4, seed=0))
+
+
+@pytest.fixture(autouse=True)
+def _finish_wandb():
+    """Never let one test's W&B run leak into the next (wandb keeps a global current run)."""
+    yield
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:
+        pass

@@ -1,0 +1,18 @@
+"""Commands beyond Lightning's fit / validate / test / predict, one module each.
+
+Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# name -> module path; imported only when that command runs so `--help` stays fast.
+COMMAND_MODULES: dict[str, str] = {
+    "translate": "gan_translate.commands.translate",
+}
+
+
+def load_command(name: str) -> ModuleType:
+    return importlib.import_module(COMMAND_MODULES[name])

@@ -1,0 +1,71 @@
+"""`gan-translate translate`: translate files, folders or globs with a CycleGAN / Pix2Pix checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from gan_translate.commands.inputs import check_output_folder, collect_inputs
+from gan_translate.errors import DataError
+
+NAME = "translate"
+HELP = "translate images with a trained CycleGAN / Pix2Pix checkpoint"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt file, or a run folder (its newest last.ckpt is used)")
+    parser.add_argument("--input", required=True, nargs="+", help="image files, folders (recursive) or glob patterns")
+    parser.add_argument("--output", required=True, help="folder for the translated images (same names and sizes as the inputs)")
+    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="translation direction")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (images of equal size are batched)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--suffix", default="", help="appended to each output file name before the extension")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing files in the output folder")
+    parser.add_argument("--allow-input-dir", action="store_true", help="allow --output to be a folder holding inputs (inputs are still never overwritten)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan_translate.data.io import load_image, save_image
+    from gan_translate.inference import load_translator, translation_outputs
+
+    output_dir = Path(args.output)
+    inputs = collect_inputs(args.input)
+    outputs = translation_outputs(inputs, output_dir, args.suffix)
+    check_output_folder(inputs, outputs, output_dir, args.allow_input_dir, args.overwrite)
+    translator = load_translator(args.checkpoint, direction=args.direction, device=args.device)
+
+    failures: list[tuple[Path, str]] = []
+
+    def readable() -> Iterator[tuple[int, np.ndarray]]:
+        for index, (file, _) in enumerate(inputs):
+            try:
+                yield index, load_image(file)
+            except DataError as error:
+                failures.append((file, str(error)))
+
+    started = time.perf_counter()
+    written = 0
+    with tqdm(total=len(inputs), desc=f"translate {args.direction}", unit="img", disable=None) as progress:
+        for index, result in translator.translate_many(readable(), batch_size=args.batch_size):
+            outputs[index].parent.mkdir(parents=True, exist_ok=True)
+            save_image(result, outputs[index])
+            written += 1
+            progress.update(1)
+        progress.update(len(inputs) - progress.n)
+    elapsed = time.perf_counter() - started
+    print(
+        f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}) "
+        f"into {output_dir} in {elapsed:.1f} s on {translator.device}"
+    )
+    if failures:
+        print(f"{len(failures)} input(s) could not be read and were skipped:", file=sys.stderr)
+        for file, reason in failures:
+            print(f"  {file}: {reason}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,171 @@
+"""Translate images with a trained generator rebuilt from its checkpoint alone.
+
+Any image size works: each batch is padded (reflect) up to the generator's ``size_multiple`` and the
+output is cropped back, so every result has exactly its input's height and width. Only images of the
+same size are batched together, because padding an image to a neighbour's size would change what
+instance norm sees and so the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from gan_translate.errors import UserError
+
+TRANSLATOR_MODELS = ("cyclegan", "pix2pix")
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for, but no CUDA GPU is available; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def pad_to_multiple(batch: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad H and W on the bottom/right up to a multiple; returns the padded batch and the original size."""
+    height, width = batch.shape[-2:]
+    pad_h = (-height) % multiple
+    pad_w = (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return batch, (height, width)
+    # Reflection keeps edge statistics natural; it needs the pad to be smaller than the side.
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode), (height, width)
+
+
+def as_tensor_image(image: np.ndarray | Image.Image | Tensor, channels: int) -> Tensor:
+    """One image (uint8 HxW[xC] array, PIL image, or CHW tensor in [-1, 1]) -> CHW float in [-1, 1]."""
+    if isinstance(image, Tensor):
+        tensor = image.float()
+    else:
+        if isinstance(image, Image.Image):
+            from gan_translate.data.io import to_rgb_array
+
+            array = to_rgb_array(image)
+        else:
+            array = np.asarray(image)
+        if array.ndim == 2:
+            array = array[:, :, None]
+        if array.dtype != np.uint8:
+            raise UserError(f"expected a uint8 image array, got dtype {array.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 127.5 - 1.0
+    if tensor.shape[0] == channels:
+        return tensor
+    if channels == 3 and tensor.shape[0] == 1:
+        return tensor.expand(3, -1, -1)
+    if channels == 1 and tensor.shape[0] >= 3:
+        # ITU-R BT.601 luma, as PIL's "L" conversion.
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+        return (tensor[:3] * weights).sum(0, keepdim=True)
+    if tensor.shape[0] == 4 and channels == 3:
+        return tensor[:3]
+    raise UserError(f"cannot feed a {tensor.shape[0]}-channel image to a {channels}-channel generator")
+
+
+@dataclass
+class Translator:
+    """A generator ready for inference: ``translator(image) -> image`` at the input's own size."""
+
+    network: nn.Module
+    device: torch.device
+    size_multiple: int
+    in_channels: int
+    model_name: str
+    direction: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    @torch.inference_mode()
+    def translate_batch(self, batch: Tensor) -> Tensor:
+        """NCHW in [-1, 1] (all the same size) -> NCHW in [-1, 1], same H and W."""
+        padded, (height, width) = pad_to_multiple(batch.to(self.device), self.size_multiple)
+        output = self.network(padded)
+        return output[..., :height, :width].float().clamp(-1, 1).cpu()
+
+    def __call__(self, image: np.ndarray | Image.Image | Tensor) -> np.ndarray:
+        """Translate one image; returns a uint8 HxWxC array of the same height and width."""
+        from gan_translate.data.io import tensor_to_uint8
+
+        tensor = as_tensor_image(image, self.in_channels)
+        return tensor_to_uint8(self.translate_batch(tensor.unsqueeze(0))[0])
+
+    def translate_many(
+        self, images: Iterable[tuple[Any, np.ndarray]], batch_size: int = 8
+    ) -> Iterator[tuple[Any, np.ndarray]]:
+        """Translate ``(key, uint8 image)`` pairs, batching images of equal size; yields ``(key, result)``."""
+        from gan_translate.data.io import tensor_to_uint8
+
+        if batch_size < 1:
+            raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+        buckets: dict[tuple[int, ...], list[tuple[Any, Tensor]]] = {}
+        pending = 0
+
+        def flush(shape: tuple[int, ...]) -> Iterator[tuple[Any, np.ndarray]]:
+            nonlocal pending
+            items = buckets.pop(shape)
+            pending -= len(items)
+            outputs = self.translate_batch(torch.stack([tensor for _, tensor in items]))
+            for (key, _), output in zip(items, outputs):
+                yield key, tensor_to_uint8(output)
+
+        for key, image in images:
+            tensor = as_tensor_image(image, self.in_channels)
+            shape = tuple(tensor.shape)
+            buckets.setdefault(shape, []).append((key, tensor))
+            pending += 1
+            if len(buckets[shape]) >= batch_size:
+                yield from flush(shape)
+            elif pending >= 4 * batch_size:
+                # Many distinct sizes: bound memory by flushing the fullest bucket.
+                yield from flush(max(buckets, key=lambda s: len(buckets[s])))
+        for shape in list(buckets):
+            yield from flush(shape)
+
+
+def load_translator(
+    checkpoint: str | Path, direction: str = "AtoB", device: str = "auto"
+) -> Translator:
+    """Rebuild the generator for ``direction`` from a CycleGAN / Pix2Pix checkpoint (file or run folder)."""
+    from gan_translate.checkpoint import build_model, load_checkpoint, model_name
+
+    if direction not in DIRECTIONS:
+        raise UserError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    state = load_checkpoint(checkpoint)
+    model = build_model(state, allowed=TRANSLATOR_MODELS, command="translate")
+    network = model.inference_network(direction)
+    target = resolve_device(device)
+    network.to(target)
+    hparams = dict(model.hparams)
+    in_channels = int(hparams.get("in_channels" if direction == "AtoB" else "out_channels", 3))
+    return Translator(
+        network=network,
+        device=target,
+        size_multiple=int(getattr(network, "size_multiple", 1)),
+        in_channels=in_channels,
+        model_name=model_name(state),
+        direction=direction,
+        hparams=hparams,
+    )
+
+
+def translation_outputs(inputs: Sequence[tuple[Path, Path]], output_dir: Path, suffix: str = "") -> list[Path]:
+    """Output path for each ``(file, root)`` input: same relative name (plus ``suffix``) under ``output_dir``."""
+    outputs = []
+    for file, root in inputs:
+        relative = file.relative_to(root) if root != file else Path(file.name)
+        outputs.append(output_dir / relative.with_name(f"{relative.stem}{suffix}{relative.suffix}"))
+    return outputs

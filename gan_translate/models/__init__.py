@@ -1,0 +1,12 @@
+"""One LightningModule per method, registered by name so checkpoints can name their model class."""
+
+from __future__ import annotations
+
+from gan_translate.models.base import GANModule
+from gan_translate.models.cyclegan import CycleGAN
+from gan_translate.registry import Registry
+
+MODELS: Registry[type[GANModule]] = Registry("model")
+MODELS.register(CycleGAN.model_name)(CycleGAN)
+
+__all__ = ["MODELS", "CycleGAN", "GANModule"]

@@ -1,0 +1,106 @@
+"""What every GAN LightningModule of the framework shares: schedules, sample grids, checkpoint tags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+from torchvision.utils import make_grid
+
+from gan_translate import __version__
+from gan_translate.data.io import save_image, tensor_to_uint8
+
+CHECKPOINT_KEY = "gan_translate"
+
+
+def linear_decay_schedule(optimizer: torch.optim.Optimizer, n_epochs: int, n_epochs_decay: int) -> LambdaLR:
+    """Constant learning rate for ``n_epochs``, then linear decay to zero over ``n_epochs_decay`` (classic)."""
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+    return LambdaLR(optimizer, factor)
+
+
+def image_grid(rows: Sequence[Tensor], max_images: int = 4) -> np.ndarray:
+    """Stack image batches as columns (e.g. real A | fake B | rec A) into one uint8 HxWx3 picture."""
+    count = min(max_images, rows[0].shape[0])
+    columns = len(rows)
+    # Interleave so each grid row shows one example across all columns.
+    tiles = torch.stack([row[:count].detach().float().cpu() for row in rows], dim=1).flatten(0, 1)
+    grid = make_grid(tiles, nrow=columns, padding=2, pad_value=1.0, normalize=False)
+    return tensor_to_uint8(grid.clamp(-1, 1))
+
+
+class GANModule(pl.LightningModule):
+    """Base class: manual optimisation, classic LR schedule stepping, logging of image grids.
+
+    Subclasses set ``model_name`` (their ``MODELS`` registry name) and implement ``translator``.
+    """
+
+    model_name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # GANs step two optimisers per batch in a fixed order: Lightning's automatic loop cannot.
+        self.automatic_optimization = False
+
+    # --- inference ------------------------------------------------------------------------------
+    def translator(self, direction: str = "AtoB") -> nn.Module:
+        """The network that maps an input batch in [-1, 1] to outputs in [-1, 1] for ``direction``."""
+        raise NotImplementedError(f"{type(self).__name__} is not an image-to-image translator")
+
+    def inference_network(self, direction: str = "AtoB") -> nn.Module:
+        """The translator for ``direction``, switched to inference behaviour (eval mode by default)."""
+        return self.translator(direction).eval()
+
+    # --- schedule ---------------------------------------------------------------------------------
+    def on_train_epoch_end(self) -> None:
+        # Manual optimisation does not step schedulers: do it once per epoch, as the classic code does.
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    def log_learning_rates(self, **optimizers: Any) -> None:
+        for name, optimizer in optimizers.items():
+            self.log(f"train/lr_{name}", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
+
+    # --- pictures -------------------------------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        """Training batches seen (``global_step`` counts optimiser steps: several per batch for GANs)."""
+        return self.trainer.fit_loop.total_batch_idx if self._trainer is not None else 0
+
+    def log_image_grid(self, key: str, grid: np.ndarray, caption: str | None = None) -> None:
+        """Send a uint8 picture to whichever logger is configured; also keep validation grids on disk."""
+        if self._trainer is None or not self.trainer.is_global_zero:
+            return
+        step = self.global_step
+        for logger in self.loggers:
+            kind = type(logger).__name__
+            if kind.endswith("WandbLogger"):
+                # wandb casts float images to uint8 without rescaling: always hand it uint8.
+                logger.log_image(key=key, images=[grid], step=step, caption=[caption] if caption else None)
+            elif kind.endswith("TensorBoardLogger"):
+                logger.experiment.add_image(key, grid, step, dataformats="HWC")
+        if key.startswith(("val/", "test/")):
+            folder = Path(self.trainer.default_root_dir) / "samples"
+            folder.mkdir(parents=True, exist_ok=True)
+            name = key.replace("/", "_")
+            save_image(grid, folder / f"{name}_epoch{self.current_epoch:03d}_step{step:07d}.png")
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lets `translate` / `generate` rebuild the right model class from the file alone.
+        checkpoint[CHECKPOINT_KEY] = {"model": self.model_name, "version": __version__}
+        for logger in self.loggers:
+            if type(logger).__name__.endswith("WandbLogger") and logger.version:
+                # A resumed run continues this W&B run instead of starting a new one.
+                checkpoint[CHECKPOINT_KEY]["wandb_run_id"] = str(logger.version)

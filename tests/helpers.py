@@ -1,0 +1,51 @@
+"""Shared helpers for tests that train tiny models through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from gan_translate.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = REPO_ROOT / "configs"
+
+
+def tiny_cyclegan_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
+    """The quickstart config shrunk to seconds: 32 px, 8 filters, one residual block."""
+    return [
+        "--config", str(CONFIGS / "cyclegan" / "quickstart.yaml"),
+        "--data.root", str(data_root),
+        "--data.synthetic", "false",
+        "--data.load_size", "36",
+        "--data.crop_size", "32",
+        "--data.batch_size", "2",
+        "--data.num_workers", "0",
+        "--model.ngf", "8",
+        "--model.ndf", "8",
+        "--model.generator_args", "{n_blocks: 1}",
+        "--model.sample_every_n_steps", "2",
+        "--trainer.accelerator", "cpu",
+        "--trainer.max_epochs", str(epochs),
+        "--trainer.limit_train_batches", str(batches),
+        "--trainer.limit_val_batches", "1",
+        "--trainer.log_every_n_steps", "1",
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.default_root_dir", str(run_dir),
+        "--trainer.logger.init_args.save_dir", str(run_dir),
+    ]
+
+
+def fit(args: Sequence[str]) -> None:
+    code = main(["fit", *args])
+    assert code == 0, f"fit exited with {code}"
+
+
+def checkpoints(run_dir: Path, pattern: str = "last*.ckpt") -> list[Path]:
+    return sorted(run_dir.rglob(pattern), key=lambda p: p.stat().st_mtime)
+
+
+def load_raw(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,147 @@
+"""CycleGAN end to end at toy size: fit, logging, checkpoints, resume, translate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_translate.cli import main
+from gan_translate.models import CycleGAN
+from tests.helpers import checkpoints, fit, load_raw, tiny_cyclegan_args
+
+
+def test_generator_losses_are_finite_and_named() -> None:
+    model = CycleGAN(generator="resnet", generator_args={"n_blocks": 1}, ngf=8, ndf=8, discriminator_args={"n_layers": 2})
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    losses, images = model.generator_losses(a, b)
+    assert set(losses) == {"g_adv_ab", "g_adv_ba", "cycle_a", "cycle_b", "idt_a", "idt_b"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert images["fake_b"].shape == a.shape
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.generator_ab.parameters())
+
+
+def test_identity_loss_needs_matching_channels() -> None:
+    from gan_translate.errors import UserError
+
+    with pytest.raises(UserError, match="lambda_identity"):
+        CycleGAN(in_channels=1, out_channels=3, ngf=8, ndf=8)
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("cyclegan_run")
+    fit(tiny_cyclegan_args(synthetic_root, run_dir, epochs=1, batches=3))
+    return run_dir
+
+
+def test_fit_writes_checkpoints_config_and_samples(trained_run: Path) -> None:
+    last = checkpoints(trained_run)
+    assert len(last) == 1
+    ckpt = load_raw(last[0])
+    assert ckpt["gan_translate"]["model"] == "cyclegan"
+    assert ckpt["hyper_parameters"]["ngf"] == 8
+    # two optimiser steps (G and D) per batch
+    assert ckpt["global_step"] == 2 * 3
+    assert "image_pools" in ckpt and len(ckpt["image_pools"]["a"]["images"]) > 0
+    assert checkpoints(trained_run, "best-*.ckpt"), "the monitored best checkpoint is missing"
+    assert list(trained_run.rglob("config.yaml"))
+    assert list((trained_run / "samples").glob("val_samples_ab_*.png"))
+
+
+def test_offline_wandb_run_has_images(trained_run: Path) -> None:
+    runs = list((trained_run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    images = list(runs[0].rglob("media/images/**/*.png"))
+    assert any("samples_ab" in p.name for p in images), images
+    image = np.asarray(Image.open(images[0]))
+    assert image.dtype == np.uint8 and image.max() > 0, "W&B images came out black"
+
+
+def test_resume_continues_step_and_optimiser_state(synthetic_root: Path, tmp_path: Path) -> None:
+    fit(tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=3))
+    first = checkpoints(tmp_path)[-1]
+    fit([*tiny_cyclegan_args(synthetic_root, tmp_path, epochs=2, batches=3), "--ckpt_path", str(first)])
+    resumed_path = checkpoints(tmp_path)[-1]
+    # the resumed run continues the same W&B run, so its checkpoints land in the same run folder
+    assert resumed_path.parent == first.parent
+    resumed = load_raw(resumed_path)
+    assert resumed["gan_translate"]["wandb_run_id"] == first.parent.parent.name
+    assert resumed["epoch"] == 1
+    assert resumed["global_step"] == 2 * 3 * 2
+    # Adam's step count would be 3 had the optimiser started afresh.
+    adam_steps = {float(s["step"]) for s in resumed["optimizer_states"][0]["state"].values()}
+    assert adam_steps == {6.0}
+
+
+def test_runs_twice_in_the_same_folder(synthetic_root: Path, tmp_path: Path) -> None:
+    fit(tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=1))
+    fit(tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=1))
+    # nothing from the first run is overwritten: two runs, two last checkpoints, two configs
+    assert len(checkpoints(tmp_path)) == 2
+    assert len(list(tmp_path.rglob("config.yaml"))) == 2
+
+
+def _write(path: Path, size: tuple[int, int], mode: str = "RGB") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(sum(size))
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(path)
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_translate_round_trip_keeps_names_and_sizes(trained_run: Path, tmp_path: Path, direction: str) -> None:
+    inputs = tmp_path / "in"
+    _write(inputs / "odd.png", (250, 190))
+    _write(inputs / "gray.png", (33, 47), mode="L")
+    _write(inputs / "nested" / "small.jpg", (9, 5))
+    out = tmp_path / "out"
+    code = main(["translate", "--checkpoint", str(trained_run), "--input", str(inputs), "--output", str(out),
+                 "--direction", direction, "--batch-size", "2", "--device", "cpu"])
+    assert code == 0
+    for name, size in {"odd.png": (250, 190), "gray.png": (33, 47), "nested/small.jpg": (9, 5)}.items():
+        result = Image.open(out / name)
+        assert result.size == size
+        assert result.mode == "RGB"
+
+
+def test_translate_api_matches_command(trained_run: Path, tmp_path: Path) -> None:
+    from gan_translate import load_translator
+
+    translator = load_translator(trained_run, direction="AtoB", device="cpu")
+    image = np.random.default_rng(0).integers(0, 255, (37, 41, 3), dtype=np.uint8)
+    out = translator(image)
+    assert out.shape == (37, 41, 3) and out.dtype == np.uint8
+    batched = dict(translator.translate_many([("x", image), ("y", image)], batch_size=2))
+    np.testing.assert_array_equal(batched["x"], out)
+
+
+def test_translate_glob_and_refusals(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _write(tmp_path / "a.png", (32, 32))
+    _write(tmp_path / "b.png", (40, 24))
+    out = tmp_path / "out"
+    assert main(["translate", "--checkpoint", str(trained_run), "--input", str(tmp_path / "*.png"),
+                 "--output", str(out), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    # again without --overwrite: refused, one line, exit 2
+    assert main(["translate", "--checkpoint", str(trained_run), "--input", str(tmp_path / "a.png"),
+                 "--output", str(out), "--device", "cpu"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    # output into the input folder is refused
+    assert main(["translate", "--checkpoint", str(trained_run), "--input", str(tmp_path / "a.png"),
+                 "--output", str(tmp_path), "--device", "cpu"]) == 2
+    assert "holds input images" in capsys.readouterr().err
+    # a missing checkpoint is one line, exit 2
+    assert main(["translate", "--checkpoint", str(tmp_path / "nope.ckpt"), "--input", str(tmp_path / "a.png"),
+                 "--output", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: checkpoint not found: {tmp_path / 'nope.ckpt'}"]
+
+
+def test_unknown_command_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    assert main(["trian"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: unknown command 'trian'; valid commands: fit")
