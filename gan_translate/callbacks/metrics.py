@@ -1,0 +1,288 @@
+"""FID / KID while training: a Lightning callback that works with any model through public conventions.
+
+Translators (CycleGAN, Pix2Pix: ``pl_module.inference_network(direction)``, validation batches with ``"A"``
+and ``"B"``): at validation, ``fake_B = network("AtoB")(batch["A"])`` is scored against the real
+``batch["B"]`` (and BtoA against ``batch["A"]`` when the model has that direction; a model that raises
+UserError for it, like pix2pix, is skipped for it). Logged as ``val/fid_ab``, ``val/kid_ab``,
+``val/kid_std_ab`` (``_ba`` for BtoA; ``test/...`` under ``trainer.test``).
+
+Generators (DCGAN: ``pl_module.sample(n, generator=...)`` in [-1, 1], batches with ``"image"``): DCGAN has
+no validation loop, so the real images are the first ``max_images`` training images of each epoch and, at
+the epoch's end, as many samples from fixed seeded latents are scored against them. Logged as ``val/fid``,
+``val/kid``, ``val/kid_std``.
+
+Under DDP every process scores its own share (``max_images`` is split between them) and torchmetrics
+gathers the states, so every process logs the same numbers. ``ModelCheckpoint(monitor="val/kid_ab")``
+can keep the best checkpoint. The feature network's name is logged as the hyperparameter
+``distribution_metrics/feature`` (W&B: the run config), because scores of different networks never compare.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+
+from gan_translate.errors import UserError
+from gan_translate.metrics import DISTRIBUTION_METRICS, FidKid
+
+_DIRECTIONS = {"AtoB": ("A", "B", "_ab"), "BtoA": ("B", "A", "_ba")}
+
+
+def _luma(images: Tensor) -> Tensor:
+    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images[:, :3] * weights).sum(1, keepdim=True)
+
+
+def _same_channels(real: Tensor, fake: Tensor) -> Tensor:
+    """A grayscale model is judged against grayscale versions of the real images."""
+    if fake.shape[1] == 1 and real.shape[1] >= 3:
+        return _luma(real)
+    return real
+
+
+class DistributionMetrics(pl.Callback):
+    """FID and KID of generated vs real images during training (see the module docstring).
+
+    Args:
+        feature: feature network: ``random-conv`` (offline, only comparable with itself), ``inception``
+            (the standard FID network; needs torch-fidelity and its downloaded weights) or ``package.module:Name``.
+        image_size: side of the square images fed to the feature network (shorter side resized, centre crop).
+        max_images: at most this many real and this many generated images per direction per evaluation.
+        every_n_epochs: evaluate every N epochs during fit (always under ``trainer.validate`` / ``test``).
+        directions: translation directions to score (``AtoB``, ``BtoA``); ignored for generators.
+        metrics: which of ``fid`` and ``kid`` to compute.
+        kid_subsets: KID subsets.
+        kid_subset_size: largest KID subset; clamped to the images available (a warning says so once).
+        seed: seed of KID's subsets, of DCGAN's latents and of any randomness in the networks (dropout).
+    """
+
+    def __init__(
+        self,
+        feature: str = "random-conv",
+        image_size: int = 299,
+        max_images: int = 512,
+        every_n_epochs: int = 1,
+        directions: Sequence[str] = ("AtoB", "BtoA"),
+        metrics: Sequence[str] = DISTRIBUTION_METRICS,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if max_images < 2:
+            raise UserError(f"DistributionMetrics max_images must be at least 2, got {max_images}")
+        if every_n_epochs < 1:
+            raise UserError(f"DistributionMetrics every_n_epochs must be at least 1, got {every_n_epochs}")
+        unknown = [d for d in directions if d not in _DIRECTIONS]
+        if unknown:
+            raise UserError(f"DistributionMetrics directions must be AtoB and/or BtoA, got {', '.join(unknown)}")
+        self.feature = feature
+        self.image_size = image_size
+        self.max_images = max_images
+        self.every_n_epochs = every_n_epochs
+        self.directions = tuple(directions)
+        self.metric_names = tuple(metrics)
+        self.kid_subsets = kid_subsets
+        self.kid_subset_size = kid_subset_size
+        self.seed = seed
+        self._metrics: dict[str, FidKid] = {}
+        self._seen: dict[str, int] = {}
+        self._skipped: set[str] = set()
+        self._active = False
+        self._warned: set[str] = set()
+        self._hparams_logged = False
+        #: The last scores, e.g. ``{"val/fid_ab": 1.2, ...}`` (also what was logged).
+        self.last_scores: dict[str, float] = {}
+        #: The feature network's recorded name (set in ``setup``).
+        self.feature_name = ""
+
+    # --- set-up ----------------------------------------------------------------------------------
+    def _new_metric(self) -> FidKid:
+        return FidKid(
+            self.feature,
+            image_size=self.image_size,
+            metrics=self.metric_names,
+            kid_subsets=self.kid_subsets,
+            kid_subset_size=self.kid_subset_size,
+            seed=self.seed,
+        )
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Built here, not at the first validation, so a missing Inception fails the run at once.
+        if not self._metrics:
+            first = self._new_metric()
+            self.feature_name = first.feature_name
+            keys = [""] if self._is_generator(pl_module) else [_DIRECTIONS[d][2] for d in self.directions]
+            self._metrics = {key: first if i == 0 else self._new_metric() for i, key in enumerate(keys)}
+
+    def _log_feature(self, trainer: pl.Trainer) -> None:
+        if self._hparams_logged:
+            return
+        self._hparams_logged = True
+        params = {
+            "distribution_metrics/feature": self.feature_name,
+            "distribution_metrics/image_size": self.image_size,
+            "distribution_metrics/max_images": self.max_images,
+        }
+        for logger in trainer.loggers:
+            logger.log_hyperparams(params)
+
+    @staticmethod
+    def _is_generator(pl_module: pl.LightningModule) -> bool:
+        return callable(getattr(pl_module, "sample", None))
+
+    def _per_process_limit(self, trainer: pl.Trainer) -> int:
+        return max(1, math.ceil(self.max_images / max(1, trainer.world_size)))
+
+    def _due(self, trainer: pl.Trainer) -> bool:
+        if trainer.sanity_checking:
+            return False
+        if trainer.state.fn != "fit":
+            return True
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._active = self._due(trainer)
+        if not self._active:
+            return
+        self._log_feature(trainer)
+        for key, metric in self._metrics.items():
+            metric.to(pl_module.device)
+            metric.reset()
+            self._seen[key] = 0
+
+    def _seed_rng(self, trainer: pl.Trainer, offset: int, device: torch.device) -> None:
+        seed = self.seed + 1_000_003 * trainer.global_rank + offset
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed(seed)  # this process's device only
+
+    # --- translators: validation / test -------------------------------------------------------------
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._is_generator(pl_module):
+            self._start(trainer, pl_module)
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._is_generator(pl_module):
+            self._start(trainer, pl_module)
+
+    def _network(self, pl_module: pl.LightningModule, direction: str) -> Any:
+        # inference_network: what `translate` / `evaluate` use (pix2pix's test-time dropout included).
+        getter = getattr(pl_module, "inference_network", None) or getattr(pl_module, "translator")
+        return getter(direction)
+
+    def _translator_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if not self._active or not isinstance(batch, dict):
+            return
+        limit = self._per_process_limit(trainer)
+        for direction in self.directions:
+            source, target, key = _DIRECTIONS[direction]
+            if key in self._skipped or key not in self._metrics:
+                continue
+            if source not in batch or target not in batch:
+                self._warn_once("keys", f"DistributionMetrics: validation batches need {source!r} and {target!r}; skipped")
+                continue
+            take = min(limit - self._seen[key], batch[source].shape[0])
+            if take <= 0:
+                continue
+            try:
+                network = self._network(pl_module, direction)
+            except UserError:
+                self._skipped.add(key)  # e.g. pix2pix has no BtoA: skip it, every process alike
+                continue
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                self._seed_rng(trainer, batch_idx, pl_module.device)
+                fake = network(batch[source][:take])
+            real = _same_channels(batch[target][:take], fake)
+            self._metrics[key].update_from_model(real, real=True)
+            self._metrics[key].update_from_model(fake, real=False)
+            self._seen[key] += take
+
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if not self._is_generator(pl_module):
+            self._translator_batch(trainer, pl_module, batch, batch_idx)
+
+    def on_test_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if not self._is_generator(pl_module):
+            self._translator_batch(trainer, pl_module, batch, batch_idx)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._is_generator(pl_module):
+            self._finish(pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._is_generator(pl_module):
+            self._finish(pl_module, "test")
+
+    # --- generators (DCGAN): training epochs ------------------------------------------------------------
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._is_generator(pl_module):
+            self._start(trainer, pl_module)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not self._active or not self._is_generator(pl_module):
+            return
+        images = batch.get("image") if isinstance(batch, dict) else batch
+        if not isinstance(images, Tensor):
+            self._warn_once("image", "DistributionMetrics: generator batches need an 'image' tensor; skipped")
+            return
+        take = min(self._per_process_limit(trainer) - self._seen[""], images.shape[0])
+        if take > 0:
+            channels = int(getattr(pl_module.hparams, "channels", images.shape[1]))
+            real = images[:take]
+            if channels == 1 and real.shape[1] >= 3:
+                real = _luma(real)
+            self._metrics[""].update_from_model(real.detach(), real=True)
+            self._seen[""] += take
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._active or not self._is_generator(pl_module):
+            return
+        count = self._seen[""]
+        if count:
+            # Fixed latents (per process): epoch-to-epoch changes are the model's, not the noise's.
+            generator = torch.Generator().manual_seed(self.seed + 1_000_003 * trainer.global_rank)
+            for start in range(0, count, 64):
+                fake = pl_module.sample(min(64, count - start), generator=generator)  # type: ignore[operator]
+                self._metrics[""].update_from_model(fake, real=False)
+        self._finish(pl_module, "val")
+
+    # --- computing and logging -------------------------------------------------------------------------
+    def _finish(self, pl_module: pl.LightningModule, stage: str) -> None:
+        if not self._active:
+            return
+        self._active = False
+        for key, metric in self._metrics.items():
+            if key in self._skipped:
+                continue
+            try:
+                scores = metric.compute()  # collective under DDP: every process gets here
+            except UserError as error:
+                names = ", ".join(f"{stage}/{name}{key}" for name in metric.metrics)
+                self._warn_once(f"few{key}", f"DistributionMetrics: {names} not logged: {error}")
+                continue
+            note = metric.kid_clamp_note() if "kid" in metric.metrics else None
+            if note:
+                self._warn_once(f"clamp{key}", f"DistributionMetrics ({stage}/kid{key}): {note}")
+            for name, value in scores.items():
+                logged = f"{stage}/{name}{key}"
+                self.last_scores[logged] = value
+                # Already synced by torchmetrics: identical on every process, no second reduction.
+                pl_module.log(logged, value, sync_dist=False)
+            metric.reset()
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            rank_zero_warn(message)
