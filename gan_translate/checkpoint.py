@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -31,25 +30,97 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     raise CheckpointError(f"checkpoint not found: {path}")
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a gan-translate checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
-    path = resolve_checkpoint_path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # weights_only refuses any object that would need code from the file to rebuild.
-        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else "unsupported object"
-        raise CheckpointError(
+def unsafe_detail(error: BaseException) -> str:
+    """The telling line of torch's weights_only refusal (``Unsupported global: GLOBAL os.system``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("Unsupported", "WeightsUnpickler error:")) or "unsupported GLOBAL" in line:
+            # Keep "Unsupported global: GLOBAL os.system", not torch's advice on how to allow it anyway.
+            line = line.split("WeightsUnpickler error:", 1)[-1].split(" was not an allowed global")[0].strip()
+            return line.replace("Trying to load unsupported GLOBAL", "Unsupported global: GLOBAL")[:200]
+    return next((line for line in lines if "Weights only load failed" not in line), "unsupported pickle data")[:200]
+
+
+def unpickling_error(path: str | Path, error: BaseException) -> CheckpointError:
+    """The one-line CheckpointError for a file ``torch.load(weights_only=True)`` refused (nothing ran)."""
+    detail = unsafe_detail(error)
+    if "global" in detail.lower():  # it names a function or class to call: code the file wanted to run
+        return CheckpointError(
             f"refusing to load {path}: it holds objects that are not plain weights and could run code "
             f"when unpickled ({detail})"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        )
+    return CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {detail}")
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Read a gan-translate checkpoint with ``weights_only=True`` (tensors and plain containers only).
+
+    ``mmap=True`` maps the tensors instead of reading them (for a quick validation of a large file).
+    """
+    path = resolve_checkpoint_path(path)
+    if path.suffix == ".safetensors":
+        return load_exported(path)
+    try:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as error:
+            if not mmap or "mmap" not in str(error):
+                raise
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # an old (non-zip) file
+    except pickle.UnpicklingError as error:
+        raise unpickling_error(path, error) from None
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - RuntimeError, EOFError, BadZipFile, IndexError ... on a bad file
         first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first_line}") from None
     if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a gan-translate checkpoint (it was not written by `gan-translate fit`)")
     checkpoint["_path"] = str(path)
     return checkpoint
+
+
+def load_exported(path: Path) -> dict[str, Any]:
+    """A ``gan-translate export`` file (safetensors: a JSON header and raw tensors, no code) as a checkpoint dict."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for bad files
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {first_line}") from None
+    if metadata.get("format") != "gan-translate-generator":
+        raise CheckpointError(f"{path} is not a gan-translate export (made by `gan-translate export`)")
+    try:
+        return {
+            CHECKPOINT_KEY: json.loads(metadata["gan_translate"]),
+            "hyper_parameters": json.loads(metadata["hyper_parameters"]),
+            "state_dict": state_dict,
+            "_exported": json.loads(metadata["directions"]),  # {direction: state_dict prefix}
+            "_path": str(path),
+        }
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{path} has unreadable gan-translate metadata ({error})") from None
+
+
+class _NotExported(torch.nn.Module):
+    """Stands in for a generator an export left out: any use is a one-line CheckpointError."""
+
+    size_multiple = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def eval(self) -> "_NotExported":  # inference_network() calls eval(): fail there, before any work
+        raise CheckpointError(self.message)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise CheckpointError(self.message)
 
 
 def model_name(checkpoint: dict[str, Any]) -> str:
@@ -72,7 +143,23 @@ def build_model(checkpoint: dict[str, Any], allowed: Iterable[str] | None = None
         raise CheckpointError(f"{path} names an unknown model {name!r}; valid: {', '.join(MODELS.names())}")
     hparams = {k: v for k, v in dict(checkpoint.get("hyper_parameters", {})).items() if k not in _NON_INIT_HPARAMS}
     model = MODELS.get(name)(**hparams)
-    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    except RuntimeError as error:  # shapes that differ from what the hyperparameters build
+        detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))[:200]
+        raise CheckpointError(f"{path} does not match the {name} architecture it describes ({detail})") from None
+    exported = checkpoint.get("_exported")
+    if exported is not None:
+        # An export holds only some generators: the rest of the model is expected to be missing.
+        from gan_translate.commands.export import translator_prefixes
+
+        kept = tuple(f"{prefix}." for prefix in exported.values())
+        missing = [key for key in missing if key.startswith(kept)]
+        for direction, prefix in translator_prefixes(model).items():
+            if direction not in exported:
+                setattr(model, prefix, _NotExported(
+                    f"{path} was exported with the {', '.join(exported)} generator only; it cannot translate {direction}"
+                ))
     if missing or unexpected:
         raise CheckpointError(
             f"{path} does not match the {name} architecture it describes "

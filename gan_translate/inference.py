@@ -88,13 +88,27 @@ class Translator:
     model_name: str
     direction: str
     hparams: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    """``fp32``, or ``bf16`` / ``fp16`` autocast (faster on CPUs with AVX512-BF16 and on GPUs; outputs
+    differ from fp32 by a few uint8 levels: benchmarks/RESULTS.md)."""
+    channels_last: bool = False
+    """Feed the network channels-last (NHWC) batches; set together with its weights by ``load_translator``."""
 
     @torch.inference_mode()
     def translate_batch(self, batch: Tensor) -> Tensor:
         """NCHW in [-1, 1] (all the same size) -> NCHW in [-1, 1], same H and W."""
+        from gan_translate.perf import autocast_dtype
+
         padded, (height, width) = pad_to_multiple(batch.to(self.device), self.size_multiple)
-        output = self.network(padded)
-        return output[..., :height, :width].float().clamp(-1, 1).cpu()
+        if self.channels_last:
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
+            output = self.network(padded)
+        else:
+            with torch.autocast(self.device.type, dtype=dtype):
+                output = self.network(padded)
+        return output[..., :height, :width].float().clamp(-1, 1).contiguous().cpu()
 
     def __call__(self, image: np.ndarray | Image.Image | Tensor) -> np.ndarray:
         """Translate one image; returns a uint8 HxWxC array of the same height and width."""
@@ -137,18 +151,36 @@ class Translator:
 
 
 def load_translator(
-    checkpoint: str | Path, direction: str = "AtoB", device: str = "auto"
+    checkpoint: str | Path,
+    direction: str = "AtoB",
+    device: str = "auto",
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    compile: bool = False,  # noqa: A002 - torch's word for it
 ) -> Translator:
-    """Rebuild the generator for ``direction`` from a CycleGAN / Pix2Pix checkpoint (file or run folder)."""
+    """Rebuild the generator for ``direction`` from a CycleGAN / Pix2Pix checkpoint (file or run folder).
+
+    ``precision``: ``fp32`` (default, exact), ``bf16`` or ``fp16`` autocast (bf16 on a CPU with AVX512-BF16:
+    ~2x faster, outputs within a few uint8 levels of fp32). ``channels_last``: NHWC weights and batches; None
+    picks it where it was measured faster (``perf.DEFAULT_INFERENCE_CHANNELS_LAST``). ``compile``:
+    ``torch.compile`` with frozen weights (the first batch of each image size compiles). Measured speeds and
+    output differences: benchmarks/RESULTS.md.
+    """
     from gan_translate.checkpoint import build_model, load_checkpoint, model_name
+    from gan_translate.perf import autocast_dtype, prepare_for_inference
 
     if direction not in DIRECTIONS:
         raise UserError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    autocast_dtype(precision)  # a bad name fails before the checkpoint is read
     state = load_checkpoint(checkpoint)
     model = build_model(state, allowed=TRANSLATOR_MODELS, command="translate")
     network = model.inference_network(direction)
     target = resolve_device(device)
-    network.to(target)
+    network, channels_last = prepare_for_inference(network, target, channels_last)
+    if compile:
+        from gan_translate.perf import compile_for_inference
+
+        compile_for_inference(network)
     hparams = dict(model.hparams)
     in_channels = int(hparams.get("in_channels" if direction == "AtoB" else "out_channels", 3))
     return Translator(
@@ -159,6 +191,8 @@ def load_translator(
         model_name=model_name(state),
         direction=direction,
         hparams=hparams,
+        precision=precision,
+        channels_last=channels_last,
     )
 
 

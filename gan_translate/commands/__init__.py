@@ -11,6 +11,11 @@ from types import ModuleType
 # name -> module path; imported only when that command runs so `--help` stays fast.
 COMMAND_MODULES: dict[str, str] = {
     "translate": "gan_translate.commands.translate",
+    "export": "gan_translate.commands.export",
+    "stylize": "gan_translate.commands.stylize",
+    "compare": "gan_translate.commands.compare",
+    "generate": "gan_translate.commands.generate",
+    "evaluate": "gan_translate.commands.evaluate",
 }
 
 

@@ -49,8 +49,12 @@ def check_output_folder(
             "(or pass --allow-input-dir together with --suffix)"
         )
     seen: dict[Path, Path] = {}
+    root = output_dir.resolve()
     for (file, _), output in zip(inputs, outputs):
         resolved = output.resolve()
+        if not resolved.is_relative_to(root):
+            # e.g. a symlinked sub-folder (or output file) in --output pointing elsewhere, or a ".." in a name
+            raise UserError(f"{output} would be written outside the output folder {output_dir} (it resolves to {resolved})")
         if resolved in input_files:
             raise UserError(f"refusing to overwrite input image {file}; use another --output or a --suffix")
         if resolved in seen:

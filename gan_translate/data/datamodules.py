@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from gan_translate.data.io import OnBadFile
 from gan_translate.data.paired import AlignedDataset, PairedFolderDataset
+from gan_translate.data.resumable import ItemSeededDataset, ResumableDataLoader, ResumableSampler
 from gan_translate.data.single import ImageFolderDataset
 from gan_translate.data.transforms import FIXED_SIZE_PREPROCESS, build_transform, seed_worker
 from gan_translate.data.unaligned import UnalignedDataset
@@ -118,6 +119,21 @@ class _BaseDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset[Any], *, train: bool, batch_size: int, preprocess: str) -> DataLoader[Any]:
         n = len(dataset)  # type: ignore[arg-type]
+        if train:
+            # Order and augmentations from (seed, epoch, position) only: exact resume (data/resumable.py).
+            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+            return ResumableDataLoader(
+                ItemSeededDataset(dataset),
+                batch_size=batch_size,
+                sampler=ResumableSampler(n, seed=self.seed, num_replicas=world, rank=rank),
+                drop_last=n // world > batch_size,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+                worker_init_fn=seed_worker,
+                pin_memory=torch.cuda.is_available(),
+                generator=torch.Generator().manual_seed(self._stream_seed()),
+                collate_fn=SizeCheckingCollate(preprocess),
+            )
         return DataLoader(
             dataset,
             batch_size=batch_size,

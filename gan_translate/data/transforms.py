@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # before albumentations is imported: no network
 
 import random  # noqa: E402
+import signal  # noqa: E402
 from typing import Any  # noqa: E402
 
 import albumentations as A  # noqa: E402
@@ -157,6 +158,10 @@ def seed_worker(worker_id: int) -> None:
     DataLoader's generator (or the global torch seed): distinct across workers and epochs, and
     reproducible with a fixed seed.
     """
+    # Ctrl-C reaches the whole foreground process group: a worker killed by it would make the main process
+    # fail mid-batch, before it can save a checkpoint and shut its workers down (callbacks/reliability.py).
+    if torch.utils.data.get_worker_info() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -59,6 +59,26 @@ class GANModule(pl.LightningModule):
         """The translator for ``direction``, switched to inference behaviour (eval mode by default)."""
         return self.translator(direction).eval()
 
+    # --- distributed training ------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        # Runs before the strategy wraps the model: GAN steps always leave one network without gradients,
+        # so `strategy: ddp` / `auto` on several devices must find unused parameters (gan_translate/perf.py).
+        from gan_translate.perf import enable_find_unused_parameters
+
+        enable_find_unused_parameters(self._trainer)
+
+    def on_fit_start(self) -> None:
+        self._rank_streams_split = False
+
+    def on_train_epoch_start(self) -> None:
+        # Once per fit, after a resume's random state was restored (callbacks' on_train_start): every DDP
+        # process gets its own dropout masks / latents; rank 0 keeps the single-process stream.
+        if not getattr(self, "_rank_streams_split", True) and self.trainer.world_size > 1:
+            from gan_translate.perf import split_rank_random_streams
+
+            split_rank_random_streams(self.global_rank)
+        self._rank_streams_split = True
+
     # --- schedule ---------------------------------------------------------------------------------
     def on_train_epoch_end(self) -> None:
         # Manual optimisation does not step schedulers: do it once per epoch, as the classic code does.
@@ -67,6 +87,28 @@ class GANModule(pl.LightningModule):
             return
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
+
+    # --- safety ---------------------------------------------------------------------------------------
+    def check_finite(self, losses: Mapping[str, Tensor], prefix: str = "train/") -> None:
+        """Raise a one-line ``NonFiniteLossError`` naming every NaN/Inf term of ``losses``.
+
+        Call it before ``manual_backward`` / ``optimizer.step()``: a bad batch then never reaches the weights,
+        nor (the error stops training before ``ModelCheckpoint`` runs) a checkpoint. It costs one device sync.
+        """
+        if not losses:
+            return
+        values = torch.stack([value.detach().float().reshape(-1)[0] for value in losses.values()])
+        finite = bool(torch.isfinite(values).all())
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            # Every rank must stop together, or the others would wait for this one forever.
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            return
+        from gan_translate.callbacks.reliability import NonFiniteLossError, nonfinite_message
+
+        bad = {f"{prefix}{name}": float(v) for name, v in zip(losses, values.tolist()) if not np.isfinite(v)}
+        raise NonFiniteLossError(nonfinite_message(trainer, bad or {"a loss on another process": float("nan")}))
 
     def log_learning_rates(self, **optimizers: Any) -> None:
         for name, optimizer in optimizers.items():

@@ -167,6 +167,7 @@ class CycleGAN(GANModule):
         with self.toggled_optimizer(opt_g):
             g_losses, images = self.generator_losses(real_a, real_b)
             g_total = sum(g_losses.values())
+            self.check_finite(g_losses)  # before the step: a NaN never reaches the weights
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_total)
             opt_g.step()
@@ -174,6 +175,7 @@ class CycleGAN(GANModule):
         with self.toggled_optimizer(opt_d):
             d_losses = self.discriminator_losses(images)
             d_total = sum(d_losses.values())
+            self.check_finite(d_losses)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_total)
             opt_d.step()
@@ -240,13 +242,30 @@ class CycleGAN(GANModule):
         images = batch["A"] if "A" in batch else batch["image"]
         return self.generator_ab(images)
 
+    # --- distributed training ----------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        rank = self.global_rank
+        if stage == "fit" and rank > 0:
+            # Every DDP process keeps its own pools; their random draws must differ too. Rank 0 keeps the
+            # one-process seeds (1, 2), so a single-process run is unchanged.
+            self.pool_a.generator.manual_seed(1 + 1_000_003 * rank)
+            self.pool_b.generator.manual_seed(2 + 1_000_003 * rank)
+
     # --- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Under DDP only rank 0's pools reach the file (the checkpoint is rank 0's): see docs/scaling.md.
         super().on_save_checkpoint(checkpoint)
         checkpoint["image_pools"] = {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         pools = checkpoint.get("image_pools")
         if pools:
+            from gan_translate.perf import reseed_generator_for_rank
+
             self.pool_a.load_state_dict(pools["a"])
             self.pool_b.load_state_dict(pools["b"])
+            # A resumed DDP run starts every rank from rank 0's saved pools, each with its own random stream.
+            rank = self.global_rank if self._trainer is not None else 0
+            reseed_generator_for_rank(self.pool_a.generator, rank)
+            reseed_generator_for_rank(self.pool_b.generator, rank)

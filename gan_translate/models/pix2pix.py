@@ -1,0 +1,316 @@
+"""Pix2Pix (Isola et al. 2017): paired translation with a U-Net generator and a conditional PatchGAN."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, get_args
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from gan_translate.errors import UserError
+from gan_translate.losses import adversarial_loss, discriminator_loss, l1
+from gan_translate.metrics import paired_metrics, to_unit_range
+from gan_translate.models.base import GANModule, image_grid, linear_decay_schedule
+from gan_translate.nn import build_discriminator, build_generator
+
+__all__ = ["INFERENCE_MODES", "InferenceMode", "Pix2Pix", "Pix2PixInference", "inference_behaviour"]
+
+InferenceMode = Literal["eval", "train_dropout", "classic"]
+INFERENCE_MODES: tuple[str, ...] = get_args(InferenceMode)
+
+
+@contextmanager
+def inference_behaviour(network: nn.Module, mode: str) -> Iterator[nn.Module]:
+    """Run ``network`` with pix2pix's test-time behaviour ``mode``, restoring every layer afterwards.
+
+    * ``eval``: dropout off, batch norm with the running statistics gathered in training;
+    * ``train_dropout``: dropout on (the generator's noise source), batch norm with running statistics;
+    * ``classic``: dropout on and batch norm with the statistics of the batch at hand, as the paper and
+      the classic code run the generator at test time.
+
+    Batch norm on batch statistics never updates the running statistics here (inference must not change
+    the weights a checkpoint would save), and the previous train/eval state of every layer is restored on
+    exit, so validation inside a training run leaves the training state untouched.
+    """
+    if mode not in INFERENCE_MODES:
+        raise UserError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+    saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in network.modules()]
+    try:
+        network.eval()
+        if mode in ("train_dropout", "classic"):
+            for m in network.modules():
+                if isinstance(m, nn.modules.dropout._DropoutNd):
+                    m.train()
+        if mode == "classic":
+            for m in network.modules():
+                if isinstance(m, _BatchNorm):
+                    # Training mode without tracking: batch statistics, running buffers left alone.
+                    m.train()
+                    m.track_running_stats = False
+        yield network
+    finally:
+        for m, training, track in saved:
+            m.training = training
+            if track is not None:
+                m.track_running_stats = track
+
+
+class Pix2PixInference(nn.Module):
+    """A pix2pix generator wrapped to run with the test-time behaviour ``mode`` whatever its own state.
+
+    In ``classic`` mode every image is run on its own, as the classic code does with batch size 1 at test
+    time: with batch statistics, an image's result would otherwise depend on its batch neighbours.
+    Exposes the generator's ``size_multiple`` for the padding inference code.
+    """
+
+    def __init__(self, generator: nn.Module, mode: str) -> None:
+        super().__init__()
+        if mode not in INFERENCE_MODES:
+            raise UserError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+        self.generator = generator
+        self.mode = mode
+        self.size_multiple: int = int(getattr(generator, "size_multiple", 1))
+
+    def forward(self, images: Tensor) -> Tensor:
+        with inference_behaviour(self.generator, self.mode):
+            if self.mode == "classic" and images.shape[0] > 1:
+                return torch.cat([self.generator(image) for image in images.split(1)])
+            return self.generator(images)
+
+
+def _as_rgb(images: Tensor) -> Tensor:
+    """1-channel batches shown as grey RGB, so inputs and outputs of different channels share a grid."""
+    if images.shape[1] == 1:
+        return images.expand(-1, 3, -1, -1)
+    return images[:, :3]
+
+
+class Pix2Pix(GANModule):
+    """U-Net generator and a conditional PatchGAN that judges (input, output) pairs; adversarial + L1 loss.
+
+    Defaults are the paper's: U-Net 256 with batch norm and dropout, a 70x70 PatchGAN on the 6-channel
+    concatenation of input and output, the vanilla (BCE with logits) GAN loss plus 100 x L1 to the target,
+    Adam 2e-4 (0.5, 0.999), the learning rate constant for ``n_epochs`` then decaying linearly to zero
+    over ``n_epochs_decay``; the discriminator loss is halved. Each batch updates the discriminator first,
+    then the generator against the updated discriminator, as the classic code does. Pix2pix translates in
+    one direction only: the data module's ``direction`` decides which side of the pairs is the input.
+
+    Test-time behaviour (``inference_mode``), used by validation, ``test``, ``predict`` and ``translate``:
+
+    * ``eval`` (default): dropout off, batch norm with its running statistics. Deterministic (the same
+      image always gives the same result, whatever it is batched with) and what any exported PyTorch model
+      does; on the synthetic quickstart task it scores as well as the classic behaviour.
+    * ``train_dropout``: dropout stays on (the generator's only noise source), batch norm uses running
+      statistics: samples vary from run to run; seed with ``torch.manual_seed`` to repeat them.
+    * ``classic``: the paper's choice: dropout on and batch norm with each test image's own statistics
+      (each image is run alone, so with batch size 1 this is instance norm). Reproduces the classic code's
+      test results and avoids the train/test mismatch of running statistics after batch-1 training, at
+      the price of random, non-repeatable outputs.
+
+    Args:
+        in_channels: channels of the input images (the A side after the data module's ``direction``).
+        out_channels: channels of the target images.
+        generator: generator name in the registry (``unet_256``, ``unet_128``, ``unet``, ``resnet_9blocks``, ...).
+        generator_args: extra arguments of that generator (e.g. ``{num_downs: 6}`` for ``unet``).
+        ngf: generator width (filters in the first layer).
+        norm: ``batch``, ``instance`` or ``none`` for both networks.
+        dropout: Dropout(0.5) in the generator (U-Net: the three innermost ngf*8 decoder blocks of U-Net 256).
+        discriminator: discriminator name (``patchgan``; ``basic`` is patchgan with 3 layers; ``pixel``).
+        discriminator_args: extra arguments of the discriminator (e.g. ``{n_layers: 2}``).
+        ndf: discriminator width.
+        init_type: weight init (``normal``, ``xavier``, ``kaiming``, ``orthogonal``).
+        init_gain: scale of the init.
+        gan_loss: ``vanilla`` (BCE with logits), ``lsgan`` or ``hinge``.
+        lambda_l1: weight of the L1 loss between output and target.
+        lr: Adam learning rate of generator and discriminator.
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        n_epochs: epochs at the initial learning rate.
+        n_epochs_decay: epochs over which the learning rate decays linearly to zero.
+        sample_every_n_steps: log a training sample grid (input | output | target) every this many batches (0: never).
+        num_samples: examples shown in each sample grid.
+        inference_mode: test-time behaviour of dropout and batch norm: ``eval``, ``train_dropout`` or ``classic``.
+    """
+
+    model_name = "pix2pix"
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        generator: str = "unet_256",
+        generator_args: dict[str, Any] | None = None,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = True,
+        discriminator: str = "patchgan",
+        discriminator_args: dict[str, Any] | None = None,
+        ndf: int = 64,
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+        gan_loss: str = "vanilla",
+        lambda_l1: float = 100.0,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        n_epochs: int = 100,
+        n_epochs_decay: int = 100,
+        sample_every_n_steps: int = 500,
+        num_samples: int = 4,
+        inference_mode: InferenceMode = "eval",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if inference_mode not in INFERENCE_MODES:
+            raise UserError(f"model.inference_mode must be one of {', '.join(INFERENCE_MODES)}, got {inference_mode!r}")
+        if lambda_l1 < 0:
+            raise UserError(f"model.lambda_l1 must be >= 0, got {lambda_l1}")
+        generator_kwargs = dict(ngf=ngf, norm=norm, dropout=dropout, init_type=init_type, init_gain=init_gain)
+        generator_kwargs.update(generator_args or {})
+        disc_kwargs = dict(ndf=ndf, norm=norm, init_type=init_type, init_gain=init_gain)
+        disc_kwargs.update(discriminator_args or {})
+
+        self.generator = build_generator(generator, in_channels=in_channels, out_channels=out_channels, **generator_kwargs)
+        # Conditional: the discriminator judges the pair (input, output), so it sees both images' channels.
+        self.discriminator = build_discriminator(discriminator, in_channels=in_channels + out_channels, **disc_kwargs)
+        self.gan_loss = adversarial_loss(gan_loss)
+
+        self.val_metrics = paired_metrics(prefix="val/")
+        # The untranslated input against the target: the bar a useful translator must clear. Only
+        # meaningful (and only computable) when input and target have the same channels.
+        self.val_identity = paired_metrics(prefix="val/", postfix="_identity") if in_channels == out_channels else None
+        self._val_grid_batch: dict[str, Tensor] | None = None
+
+    # --- API --------------------------------------------------------------------------------------
+    def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
+        return self.translator(direction)(images)
+
+    def translator(self, direction: str = "AtoB") -> nn.Module:
+        """The generator for ``AtoB``; pix2pix learns one direction, so ``BtoA`` is a UserError."""
+        if direction == "AtoB":
+            return self.generator
+        if direction == "BtoA":
+            raise UserError(
+                "pix2pix translates one way only: this model was trained A->B (its data's input side to its "
+                "target side); for the reverse, train another model with --data.direction BtoA"
+            )
+        raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
+
+    def inference_network(self, direction: str = "AtoB") -> nn.Module:
+        """The generator with the configured ``inference_mode`` (plain eval-mode generator for ``eval``)."""
+        generator = self.translator(direction)
+        if self.hparams.inference_mode == "eval":
+            return generator.eval()
+        return Pix2PixInference(generator, self.hparams.inference_mode)
+
+    def translate_for_evaluation(self, images: Tensor) -> Tensor:
+        """The generator's output with the test-time behaviour ``inference_mode`` (as ``translate`` gives)."""
+        return Pix2PixInference(self.generator, self.hparams.inference_mode)(images)
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        betas = (hp.beta1, hp.beta2)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas)
+        schedulers = [linear_decay_schedule(opt, hp.n_epochs, hp.n_epochs_decay) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    # --- training -------------------------------------------------------------------------------
+    def judge(self, real_a: Tensor, image_b: Tensor) -> Tensor:
+        """Discriminator logits for the pair (input, candidate output): conditional GAN."""
+        return self.discriminator(torch.cat([real_a, image_b], dim=1))
+
+    def discriminator_losses(self, real_a: Tensor, real_b: Tensor, fake_b: Tensor) -> dict[str, Tensor]:
+        """``d`` (halved real + fake loss, the one optimised) and its two halves ``d_real`` / ``d_fake`` (logged)."""
+        real_logits = self.judge(real_a, real_b)
+        fake_logits = self.judge(real_a, fake_b.detach())  # the generator gets no gradient from D's step
+        with torch.no_grad():
+            parts = {
+                "d_real": self.gan_loss.real_fake(real_logits, True),
+                "d_fake": self.gan_loss.real_fake(fake_logits, False),
+            }
+        return {"d": discriminator_loss(self.gan_loss, real_logits, fake_logits), **parts}
+
+    def generator_losses(self, real_a: Tensor, real_b: Tensor, fake_b: Tensor) -> dict[str, Tensor]:
+        """Weighted generator terms: ``g_adv`` (fool D on the pair) and ``g_l1`` (lambda_l1 x L1 to the target)."""
+        losses = {"g_adv": self.gan_loss.generator(self.judge(real_a, fake_b))}
+        if self.hparams.lambda_l1 > 0:
+            losses["g_l1"] = l1(fake_b, real_b) * self.hparams.lambda_l1
+        return losses
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        real_a, real_b = batch["A"], batch["B"]
+        # One generator pass (dropout on: the paper's noise) serves both updates.
+        fake_b = self.generator(real_a)
+
+        # Discriminator first, then the generator against the updated discriminator (classic order).
+        with self.toggled_optimizer(opt_d):
+            d_losses = self.discriminator_losses(real_a, real_b, fake_b)
+            self.check_finite(d_losses)  # before the step: a NaN never reaches the weights
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_losses["d"])
+            opt_d.step()
+
+        with self.toggled_optimizer(opt_g):
+            g_losses = self.generator_losses(real_a, real_b, fake_b)
+            g_total = sum(g_losses.values())
+            self.check_finite(g_losses)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_total)
+            opt_g.step()
+
+        batch_size = real_a.shape[0]
+        logged = {f"train/{k}": v.detach() for k, v in {**g_losses, **d_losses}.items()}
+        self.log_dict(logged, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("train/g_total", g_total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("train/d_total", d_losses["d"].detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log_learning_rates(g=opt_g.optimizer, d=opt_d.optimizer)
+
+        every = self.hparams.sample_every_n_steps
+        if every and self.iteration % every == 0:
+            self.log_samples("train", {"real_a": real_a, "fake_b": fake_b, "real_b": real_b})
+
+    def log_samples(self, stage: str, images: dict[str, Tensor]) -> None:
+        grid = image_grid([_as_rgb(images[k]) for k in ("real_a", "fake_b", "real_b")], self.hparams.num_samples)
+        self.log_image_grid(f"{stage}/samples", grid, "input | output | target")
+
+    # --- validation / test ------------------------------------------------------------------------
+    def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str) -> None:
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = self.translate_for_evaluation(real_a)
+        self.val_metrics.update(to_unit_range(fake_b), to_unit_range(real_b))
+        if self.val_identity is not None:
+            self.val_identity.update(to_unit_range(real_a), to_unit_range(real_b))
+        if batch_idx == 0:
+            self._val_grid_batch = {"real_a": real_a, "fake_b": fake_b, "real_b": real_b}
+
+    def _evaluate_epoch_end(self, stage: str) -> None:
+        for metrics in (self.val_metrics, self.val_identity):
+            if metrics is None:
+                continue
+            if any(metric.update_called for metric in metrics.values()):
+                values = metrics.compute()  # torchmetrics syncs the states across DDP processes here
+                self.log_dict({k.replace("val/", f"{stage}/", 1): v for k, v in values.items()}, sync_dist=False)
+            metrics.reset()
+        if self._val_grid_batch is not None:
+            self.log_samples(stage, self._val_grid_batch)
+            self._val_grid_batch = None
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluate_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluate_epoch_end("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        images = batch["A"] if "A" in batch else batch["image"]
+        return self.translate_for_evaluation(images)

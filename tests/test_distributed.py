@@ -1,0 +1,221 @@
+"""Multi-process (DDP) training on CPU with gloo: every model, through the real CLI, launched with torchrun.
+
+One ``torchrun --nproc_per_node 2`` launch (``python -m tests.test_distributed``, the ``__main__`` block below)
+trains CycleGAN, Pix2Pix and DCGAN in turn at toy size with ``--trainer.devices 2 --trainer.strategy ddp``:
+plain ``ddp``, which only works because ``GANModule`` turns on ``find_unused_parameters`` (gan_translate/perf.py).
+A subprocess, because Lightning's own launcher for plain ``ddp`` re-runs the current command (pytest) in rank 1.
+A test-only callback writes each rank's final weights and a few random draws to ``rank{r}.pt``.
+
+Checked: no unused-parameter error and no hang (the subprocess has a time limit), identical weights on both
+ranks, per-rank data shards / image pools / global random streams, one checkpoint and one W&B run; and for
+CycleGAN and Pix2Pix (instance norm, no dropout, no pool: every loss term is a per-sample mean) the 2 x batch-2
+DDP result equals one process with batch 4. That cannot hold for DCGAN: its networks use batch norm, whose
+statistics are per process under DDP (per 2 images instead of 4), and its latents are random per rank.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from gan_translate.checkpoint import build_model, load_checkpoint
+from tests.helpers import REPO_ROOT, checkpoints, fit, load_raw, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
+
+MODELS = ("cyclegan", "pix2pix", "dcgan")
+# Summation order differs (two per-process means averaged vs one mean of four), so the equivalence is up
+# to float rounding, amplified a little by Adam's normalisation over a few steps.
+EQUIVALENCE_ATOL = 2e-5
+EQUIVALENCE_RTOL = 1e-4
+
+
+class RankStateDump(Callback):
+    """Test-only: each rank saves its weights, pool states, data paths and a random draw at the end of fit."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.paths: list[str] = []
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        for key in ("A_path", "path"):
+            if key in batch:
+                self.paths += [str(p) for p in batch[key]]
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        pools = {name: getattr(pl_module, name).generator.get_state() for name in ("pool_a", "pool_b") if hasattr(pl_module, name)}
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "state": {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()},
+            "paths": self.paths,
+            "draw": torch.rand(4),  # the global stream after training: must differ between ranks
+            "pools": pools,
+            "find_unused_parameters": getattr(trainer.strategy, "_ddp_kwargs", {}).get("find_unused_parameters"),
+        }
+        torch.save(record, self.dirpath / f"rank{trainer.global_rank}.pt")
+
+
+def model_args(model: str, data: Path, run_dir: Path, batch_size: int) -> list[str]:
+    """Tiny, deterministic-in-expectation settings of ``model`` (see the module docstring)."""
+    if model == "cyclegan":
+        # Pool off: each process keeps its own, so a single process's pool would hold other fakes.
+        args = [*tiny_cyclegan_args(data, run_dir, epochs=1, batches=2), "--model.pool_size", "0"]
+    elif model == "pix2pix":
+        # Instance norm (per sample) and no dropout, so the update is a function of the global batch alone.
+        args = [*tiny_pix2pix_args(data / "paired", run_dir, epochs=1, batches=2), "--model.norm", "instance",
+                "--model.dropout", "false"]
+    else:
+        args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
+    return [*args, "--data.batch_size", str(batch_size), "--model.sample_every_n_steps", "1",
+            "--trainer.callbacks+=tests.test_distributed.RankStateDump", f"--trainer.callbacks.dirpath={run_dir / 'ranks'}"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread for the in-process runs (OpenMP spin-waiting on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All three models trained by one 2-process torchrun launch; returns the folder holding a run per model."""
+    out = tmp_path_factory.mktemp("ddp")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1",
+           "WANDB_DIR": str(out), "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(_free_port()), "-m", "tests.test_distributed", str(synthetic_root), str(out)]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return out
+
+
+def _ranks(run_dir: Path) -> list[dict[str, Any]]:
+    return [torch.load(run_dir / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], **tolerance: float) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if a[key].is_floating_point():
+            torch.testing.assert_close(a[key], b[key], msg=lambda m, key=key: f"{key}: {m}", **tolerance)
+        else:
+            assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_ddp_ranks_end_identical_and_write_once(ddp_runs: Path, model: str) -> None:
+    run_dir = ddp_runs / model
+    rank0, rank1 = _ranks(run_dir)
+    assert (rank0["world_size"], rank1["world_size"]) == (2, 2)
+    assert rank0["find_unused_parameters"] is True  # plain `ddp` was asked for; GANModule turned it on
+    # DDP keeps the replicas in lockstep: bit-identical parameters (and buffers). Batch-norm running
+    # statistics are the exception: DDP broadcasts rank 0's at the start of every forward, and each rank
+    # then updates them with its own batch, so after the last step they differ by that one local update
+    # (the checkpoint holds rank 0's; SyncBatchNorm, GPU only, would make them global: docs/scaling.md).
+    running = ("running_mean", "running_var")
+    exact = {k: v for k, v in rank0["state"].items() if not k.endswith(running)}
+    _assert_same_state(exact, {k: rank1["state"][k] for k in exact}, atol=0.0, rtol=0.0)
+    if model == "dcgan":
+        assert len(exact) < len(rank0["state"])  # it has batch norm: the exception is real
+    # ... while each rank saw its own data and drew its own random numbers.
+    assert rank0["paths"] and not set(rank0["paths"]) & set(rank1["paths"])
+    assert not torch.equal(rank0["draw"], rank1["draw"])
+    for name in rank0["pools"]:
+        assert not torch.equal(rank0["pools"][name], rank1["pools"][name]), name
+    # Written once: one checkpoint, one W&B run, one set of sample grids.
+    assert len(checkpoints(run_dir, "last*.ckpt")) == 1
+    assert len(list(run_dir.rglob("offline-run-*"))) == 1
+    assert load_raw(checkpoints(run_dir, "last*.ckpt")[0])["global_step"] == 2 * 2  # G and D step, 2 batches
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+def test_ddp_equals_one_process_with_the_global_batch(ddp_runs: Path, synthetic_root: Path, tmp_path: Path, model: str) -> None:
+    fit([*model_args(model, synthetic_root, tmp_path, batch_size=4), "--trainer.devices", "1",
+         "--trainer.limit_val_batches", "0"])
+    single = torch.load(tmp_path / "ranks" / "rank0.pt", weights_only=False)
+    rank0, rank1 = _ranks(ddp_runs / model)
+    # The two shards together are the one-process batches (item seeds follow the global position, so
+    # crops, flips and random B pairings are the same too) ...
+    assert sorted(single["paths"]) == sorted(rank0["paths"] + rank1["paths"])
+    # ... and averaging the two processes' gradients gives the gradient of the mean over all four images:
+    # the same parameters, except the convolution biases in front of a non-affine instance norm. The norm
+    # subtracts them again, so their true gradient is 0 and Adam turns the rounding noise of that 0 into
+    # steps of +-lr in both runs, differently: they change no output, so compare the networks' outputs too.
+    model = build_model(load_checkpoint(checkpoints(ddp_runs / model, "last*.ckpt")[0]))
+    dead = _bias_before_instance_norm(model)
+    assert dead  # the classic networks do have them
+    live = [k for k in rank0["state"] if k not in dead]
+    _assert_same_state({k: rank0["state"][k] for k in live}, {k: single["state"][k] for k in live},
+                       atol=EQUIVALENCE_ATOL, rtol=EQUIVALENCE_RTOL)
+    torch.testing.assert_close(_outputs(model, rank0["state"]), _outputs(model, single["state"]),
+                               atol=EQUIVALENCE_ATOL, rtol=EQUIVALENCE_RTOL)
+
+
+def _bias_before_instance_norm(model: torch.nn.Module) -> set[str]:
+    """State keys of convolution biases directly followed by an instance norm without affine parameters."""
+    names = set()
+    for prefix, module in model.named_modules():
+        layers = list(module.children()) if isinstance(module, torch.nn.Sequential) else []
+        for index, (layer, following) in enumerate(zip(layers, layers[1:])):
+            if (isinstance(layer, torch.nn.modules.conv._ConvNd) and layer.bias is not None
+                    and isinstance(following, torch.nn.InstanceNorm2d) and not following.affine):
+                names.add(f"{prefix}.{index}.bias" if prefix else f"{index}.bias")
+    return names
+
+
+def _outputs(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Every generator's and discriminator's output on fixed inputs, with ``state`` loaded."""
+    model.load_state_dict(state)
+    model.eval()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    outputs = []
+    with torch.no_grad():
+        for name, net in model.named_children():
+            if name.startswith("generator"):
+                outputs.append(net(images))
+            elif name.startswith("discriminator"):
+                channels = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+                outputs.append(net(images.repeat(1, channels // 3, 1, 1)))
+    return outputs
+
+
+def test_validation_metrics_are_synced(ddp_runs: Path) -> None:
+    # Torchmetrics reduce their states over the processes in compute(): the best checkpoint's monitored
+    # value is the one over all ranks' validation images, the same on both ranks (else they'd disagree
+    # on which checkpoint is best and the run would hang or save twice).
+    best = checkpoints(ddp_runs / "cyclegan", "best-*.ckpt")
+    assert len(best) == 1
+    callback = next(v for k, v in load_raw(best[0])["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    assert torch.isfinite(torch.as_tensor(callback["best_model_score"]))
+
+
+def _ddp_main(data: Path, out: Path) -> None:
+    """Entry of each torchrun process: the three models, one after the other, in one process group."""
+    from gan_translate.cli import main
+
+    for model in MODELS:
+        code = main(["fit", *model_args(model, data, out / model, batch_size=2), "--trainer.devices", "2",
+                     "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"])
+        if code != 0:
+            raise SystemExit(f"{model}: fit exited with {code}")
+
+
+if __name__ == "__main__":
+    _ddp_main(Path(sys.argv[1]), Path(sys.argv[2]))

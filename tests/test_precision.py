@@ -1,0 +1,288 @@
+"""Mixed precision and the speed switches (channels-last, torch.compile) against the default fp32 path.
+
+* ``--trainer.precision bf16-mixed`` trains every model on CPU with finite losses, and its first step's
+  losses (same weights, same batch) match fp32 to bf16 accuracy.
+* ``16-mixed``: Lightning refuses fp16 AMP on CPU (it falls back to bf16), so the GradScaler logic with two
+  optimisers is checked here with Lightning's own ``MixedPrecision("16-mixed", "cpu")`` plugin: each
+  ``opt.step()`` goes through the plugin (unscale, inf check, step or skip, update), an overflowing generator
+  step is skipped while the discriminator's still happens. On a GPU a real ``16-mixed`` run is also trained.
+* ``PerformanceOptions(channels_last=True)`` and ``(compile=True)``: same outputs as the default path for
+  the same weights and inputs, and a few training steps stay close.
+
+Tolerances: channels-last and compile only reorder float sums: 1e-5 on outputs of a fresh network. After
+training steps, Adam divides by sqrt(v): a gradient that is 0 up to rounding (the biases before a non-affine
+instance norm) moves by +-lr whatever its sign noise, so parameters are compared without those, and outputs
+within 1e-4.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.precision import MixedPrecision
+
+from gan_translate.data.datamodules import UnpairedDataModule
+from gan_translate.models import CycleGAN
+from gan_translate.perf import PerformanceOptions, batch_to_channels_last, compile_networks, networks
+from tests.helpers import fit, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
+from tests.test_distributed import _bias_before_instance_norm
+
+MODELS = ("cyclegan", "pix2pix", "dcgan")
+FORWARD_TOL = dict(atol=1e-5, rtol=1e-4)
+TRAINED_TOL = dict(atol=1e-4, rtol=1e-3)
+# bf16 keeps 8 bits of mantissa (~0.4% per rounding); a loss is a mean of many rounded terms.
+BF16_LOSS_RTOL = 0.05
+
+
+class TrainingRecord(Callback):
+    """Test-only: saves the first batch's logged losses, every batch's, and the weights before and after."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.losses: list[dict[str, float]] = []
+        self.initial: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.initial = {k: v.detach().float().cpu().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.losses.append({k: float(v) for k, v in trainer.callback_metrics.items()
+                            if k.startswith("train/") and not k.endswith("_epoch") and "/lr_" not in k})
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        final = {k: v.detach().float().cpu().clone() for k, v in pl_module.state_dict().items()}
+        torch.save({"losses": self.losses, "initial": self.initial, "final": final}, self.path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _args(model: str, data: Path, run_dir: Path) -> list[str]:
+    if model == "cyclegan":
+        args = tiny_cyclegan_args(data, run_dir, epochs=1, batches=2)
+    elif model == "pix2pix":
+        args = tiny_pix2pix_args(data / "paired", run_dir, epochs=1, batches=2)
+    else:
+        args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
+    return [*args, "--trainer.limit_val_batches", "0", "--model.sample_every_n_steps", "0"]
+
+
+def _train(model: str, data: Path, run_dir: Path, *extra: str) -> dict[str, Any]:
+    """Fit ``model`` for 2 batches through the CLI with ``extra`` options; the TrainingRecord's contents."""
+    record = run_dir / "record.pt"
+    fit([*_args(model, data, run_dir), *extra,
+         "--trainer.callbacks+=tests.test_precision.TrainingRecord", f"--trainer.callbacks.path={record}"])
+    return torch.load(record, weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def fp32_runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The default-path reference run of each model (fp32, contiguous, eager)."""
+    return {model: _train(model, synthetic_root, tmp_path_factory.mktemp(f"fp32_{model}")) for model in MODELS}
+
+
+def _live(state: dict[str, torch.Tensor], model: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+    dead = _bias_before_instance_norm(model) if model is not None else set()
+    return {k: v for k, v in state.items() if k not in dead and v.is_floating_point()}
+
+
+# ----------------------------------------------------------------------------- bf16-mixed
+
+@pytest.mark.parametrize("model", MODELS)
+def test_bf16_mixed_trains_every_model(model: str, fp32_runs: dict, synthetic_root: Path, tmp_path: Path) -> None:
+    run = _train(model, synthetic_root, tmp_path, "--trainer.precision", "bf16-mixed")
+    assert len(run["losses"]) == 2
+    for step in run["losses"]:
+        assert step and all(torch.isfinite(torch.tensor(v)) for v in step.values()), step
+    assert all(torch.isfinite(v).all() for v in run["final"].values())
+    changed = [k for k, v in run["final"].items() if v.is_floating_point() and not torch.equal(v, run["initial"][k])]
+    assert any("generator" in k for k in changed) and any("discriminator" in k for k in changed)
+    # Same initial weights and first batch as the fp32 run (same seed): the losses agree to bf16 accuracy.
+    reference = fp32_runs[model]
+    assert all(torch.equal(v, reference["initial"][k]) for k, v in run["initial"].items())
+    for key, value in reference["losses"][0].items():
+        if key.endswith(("d_acc_real", "d_acc_fake")):  # thresholded: may flip for a logit near 0
+            continue
+        assert run["losses"][0][key] == pytest.approx(value, rel=BF16_LOSS_RTOL, abs=1e-3), key
+
+
+# ----------------------------------------------------------------------------- 16-mixed (GradScaler)
+
+def _tiny_cyclegan() -> CycleGAN:
+    return CycleGAN(generator="resnet", generator_args={"n_blocks": 1}, ngf=8, ndf=8, discriminator_args={"n_layers": 2},
+                    pool_size=0, sample_every_n_steps=0)
+
+
+def _data(root: Path) -> UnpairedDataModule:
+    return UnpairedDataModule(root=str(root), load_size=32, crop_size=32, batch_size=2, num_workers=0)
+
+
+def _trainer(tmp_path: Path, batches: int, **kwargs: Any) -> pl.Trainer:
+    return pl.Trainer(accelerator=kwargs.pop("accelerator", "cpu"), devices=1, max_epochs=1, limit_train_batches=batches,
+                      limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, default_root_dir=tmp_path, **kwargs)
+
+
+class ScalerProbe(Callback):
+    """Records, for every optimiser step, the loss scale, the scaler's inf verdict and whether the weights moved.
+
+    ``on_before_optimizer_step`` runs inside the precision plugin after ``scaler.unscale_`` and before
+    ``scaler.step``, so its presence for every step proves ``opt.step()`` went through the plugin. The first
+    generator backward is forced to overflow (inf gradients), so a skipped step is always exercised.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self._pending: tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]] | None = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        calls: list[int] = []
+
+        def overflow_once(grad: torch.Tensor) -> torch.Tensor:
+            calls.append(1)
+            return torch.full_like(grad, float("inf")) if len(calls) == 1 else grad
+
+        pl_module.generator_ab.model[1].weight.register_hook(overflow_once)
+
+    def _resolve(self) -> None:
+        if self._pending is not None:
+            record, params, before = self._pending
+            record["moved"] = any(not torch.equal(p, b) for p, b in zip(params, before))
+            self.steps.append(record)
+            self._pending = None
+
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        self._resolve()
+        scaler = trainer.precision_plugin.scaler
+        state = scaler._per_optimizer_states[id(optimizer)]
+        found_inf = sum(v.item() for v in state["found_inf_per_device"].values()) > 0
+        index = [o is optimizer for o in trainer.optimizers].index(True)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        record = {"optimizer": index, "scale": scaler.get_scale(), "found_inf": found_inf}
+        self._pending = (record, params, [p.detach().clone() for p in params])
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._resolve()
+        self.final_scale = trainer.precision_plugin.scaler.get_scale()
+
+
+def test_fp16_grad_scaler_steps_each_optimiser_and_skips_an_overflow(synthetic_root: Path, tmp_path: Path) -> None:
+    model = _tiny_cyclegan()
+    probe = ScalerProbe()
+    plugin = MixedPrecision("16-mixed", device="cpu")  # Lightning's own fp16 AMP plugin, with a GradScaler
+    _trainer(tmp_path, batches=4, plugins=[plugin], callbacks=[probe]).fit(model, datamodule=_data(synthetic_root))
+    steps = probe.steps
+    # Every opt.step() of the manual loop went through the plugin: G then D, for each of the 4 batches.
+    assert [s["optimizer"] for s in steps] == [0, 1] * 4
+    assert steps[0]["found_inf"]  # the forced overflow
+    scales = [s["scale"] for s in steps] + [probe.final_scale]
+    for step, next_scale in zip(steps, scales[1:]):
+        # An optimiser with inf gradients is skipped and the update right after its step halves the scale
+        # (before the other optimiser's backward); a finite one steps and keeps the scale.
+        assert step["moved"] == (not step["found_inf"]), step
+        assert next_scale == (step["scale"] / 2 if step["found_inf"] else step["scale"]), step
+    assert any(s["moved"] for s in steps if s["optimizer"] == 0)  # the generator did learn later
+    assert any(s["moved"] for s in steps if s["optimizer"] == 1)
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 AMP (16-mixed) needs a CUDA GPU; CPU falls back to bf16")
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_mixed_precision_on_gpu(precision: str, synthetic_root: Path, tmp_path: Path) -> None:
+    model = _tiny_cyclegan()
+    trainer = _trainer(tmp_path, batches=4, accelerator="cuda", precision=precision)
+    trainer.fit(model, datamodule=_data(synthetic_root))
+    losses = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
+
+
+# ----------------------------------------------------------------------------- channels-last / compile
+
+def _fresh(model: str) -> torch.nn.Module:
+    from gan_translate.models import DCGAN, Pix2Pix
+
+    torch.manual_seed(0)
+    if model == "cyclegan":
+        return _tiny_cyclegan()
+    if model == "pix2pix":
+        return Pix2Pix(generator="unet", generator_args={"num_downs": 5}, ngf=8, ndf=8, discriminator_args={"n_layers": 2},
+                       dropout=False)
+    return DCGAN(resolution=32, latent_dim=16, ngf=8, ndf=8, num_fixed_samples=4)
+
+
+def _forward_all(module: torch.nn.Module, channels_last: bool = False) -> list[torch.Tensor]:
+    """Every network of ``module`` on fixed inputs (train mode: batch statistics, as in a training step)."""
+    inputs = torch.rand(2, 6, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    outputs = []
+    for name, net in networks(module):
+        if name == "generator" and hasattr(module, "fixed_noise"):
+            x = torch.randn(2, module.hparams.latent_dim, generator=torch.Generator().manual_seed(2))
+        else:
+            channels = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+            x = inputs[:, :channels]
+            x = batch_to_channels_last(x) if channels_last else x
+        outputs.append(net(x).float())
+    return outputs
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_channels_last_forward_matches_default(model: str) -> None:
+    default = _fresh(model)
+    converted = copy.deepcopy(default).to(memory_format=torch.channels_last)
+    assert converted.state_dict().keys() == default.state_dict().keys()
+    for a, b in zip(_forward_all(default), _forward_all(converted, channels_last=True)):
+        torch.testing.assert_close(b, a, **FORWARD_TOL)
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
+def test_channels_last_training_stays_close(model: str, fp32_runs: dict, synthetic_root: Path, tmp_path: Path) -> None:
+    run = _train(model, synthetic_root, tmp_path, "--trainer.callbacks+=gan_translate.perf.PerformanceOptions",
+                 "--trainer.callbacks.channels_last=true")
+    reference = fp32_runs[model]
+    net = _fresh(model) if model == "cyclegan" else None
+    a, b = _live(run["final"], net), _live(reference["final"], net)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=lambda m, key=key: f"{key}: {m}", **TRAINED_TOL)
+
+
+def test_compile_switch_keeps_names_and_matches_default(synthetic_root: Path, tmp_path: Path) -> None:
+    """The compile plumbing (in place, names kept, trains) with the cheap aot_eager backend."""
+    default = _fresh("cyclegan")
+    compiled = copy.deepcopy(default)
+    names = compile_networks(compiled, backend="aot_eager")
+    assert set(names) == {"generator_ab", "generator_ba", "discriminator_a", "discriminator_b"}
+    assert compiled.state_dict().keys() == default.state_dict().keys()
+    for a, b in zip(_forward_all(default), _forward_all(compiled)):
+        torch.testing.assert_close(b, a, **FORWARD_TOL)
+    # Two training steps through the callback, against two plain ones from the same weights and data.
+    runs = []
+    for options in ([], [PerformanceOptions(compile=True, compile_backend="aot_eager")]):
+        torch.manual_seed(0)
+        module = copy.deepcopy(default)
+        _trainer(tmp_path, batches=2, callbacks=options).fit(module, datamodule=_data(synthetic_root))
+        runs.append(_live(module.state_dict(), module))
+    for key in runs[0]:
+        torch.testing.assert_close(runs[1][key], runs[0][key], msg=lambda m, key=key: f"{key}: {m}", **TRAINED_TOL)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_generator_matches_default() -> None:
+    """The real backend (C++ code generation: ~20-60 s on a 2-core CPU, hence slow)."""
+    default = _fresh("cyclegan")
+    compiled = copy.deepcopy(default)
+    compile_networks(compiled)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.generator_ab(images), default.generator_ab(images), **FORWARD_TOL)
