@@ -13,6 +13,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One intra-op thread for the whole suite.
+
+    The test networks are tiny, so a second thread gains little even on an idle 2-core machine, while on a
+    busy one OpenMP's spin-waiting made two threads 4-10x slower per training step (measured).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _small_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)

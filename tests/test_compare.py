@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gan_translate.cli import main
@@ -20,15 +19,6 @@ from tests.helpers import fit, tiny_cyclegan_args
 
 RANDOM = "random weights (untrained)"
 FAST = ["--size", "32", "--steps", "2", "--vgg-weights", "random", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread avoids OpenMP spinning when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import struct
 import time
 import urllib.error
 from pathlib import Path
-from typing import Iterator
 
 import lightning.pytorch as pl
 import numpy as np
@@ -25,15 +24,6 @@ from gan_translate.models.dcgan import GIF_NAME, fixed_noise_frames, match_chann
 from tests.helpers import CONFIGS, checkpoints, fit, load_raw, tiny_dcgan_args
 
 TINY = dict(latent_dim=16, ngf=8, ndf=8, num_fixed_samples=16)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: at these sizes a second one only adds OpenMP waiting on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- the module --------------------------------------------------------------------------------

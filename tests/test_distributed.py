@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -30,10 +30,16 @@ from gan_translate.checkpoint import build_model, load_checkpoint
 from tests.helpers import REPO_ROOT, checkpoints, fit, load_raw, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
 
 MODELS = ("cyclegan", "pix2pix", "dcgan")
-# Summation order differs (two per-process means averaged vs one mean of four), so the equivalence is up
-# to float rounding, amplified a little by Adam's normalisation over a few steps.
-EQUIVALENCE_ATOL = 2e-5
-EQUIVALENCE_RTOL = 1e-4
+# Summation order differs (two per-process means averaged vs one mean of four), so the equivalence holds up
+# to float rounding, which Adam's normalisation amplifies for parameters whose gradient is ~0 (a sign flip of
+# the noise moves them by 2 x lr). Measured after 2 batches (lr 2e-4), against the one-process batch-4 run:
+#                          DDP 2 x 2      one process, lr x 1.05      one process, batch 2 (wrong data)
+#   max |param diff|        1.4e-5         4e-4 .. 6e-4                 8e-4
+#   mean |param diff|       4e-8           1e-5 .. 2e-5                 1e-4 .. 2e-4
+#   max |output diff|       5e-5           3e-3 .. 2e-2                 4e-2 .. 8e-2
+PARAM_MAX_ATOL = 1e-4
+PARAM_MEAN_ATOL = 1e-6
+OUTPUT_ATOL = 5e-4
 
 
 class RankStateDump(Callback):
@@ -76,15 +82,6 @@ def model_args(model: str, data: Path, run_dir: Path, batch_size: int) -> list[s
         args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
     return [*args, "--data.batch_size", str(batch_size), "--model.sample_every_n_steps", "1",
             "--trainer.callbacks+=tests.test_distributed.RankStateDump", f"--trainer.callbacks.dirpath={run_dir / 'ranks'}"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread for the in-process runs (OpenMP spin-waiting on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _free_port() -> int:
@@ -161,11 +158,13 @@ def test_ddp_equals_one_process_with_the_global_batch(ddp_runs: Path, synthetic_
     model = build_model(load_checkpoint(checkpoints(ddp_runs / model, "last*.ckpt")[0]))
     dead = _bias_before_instance_norm(model)
     assert dead  # the classic networks do have them
-    live = [k for k in rank0["state"] if k not in dead]
+    live = [k for k in rank0["state"] if k not in dead and rank0["state"][k].is_floating_point()]
     _assert_same_state({k: rank0["state"][k] for k in live}, {k: single["state"][k] for k in live},
-                       atol=EQUIVALENCE_ATOL, rtol=EQUIVALENCE_RTOL)
+                       atol=PARAM_MAX_ATOL, rtol=0.0)
+    diffs = torch.cat([(rank0["state"][k] - single["state"][k]).abs().flatten() for k in live])
+    assert float(diffs.mean()) < PARAM_MEAN_ATOL
     torch.testing.assert_close(_outputs(model, rank0["state"]), _outputs(model, single["state"]),
-                               atol=EQUIVALENCE_ATOL, rtol=EQUIVALENCE_RTOL)
+                               atol=OUTPUT_ATOL, rtol=0.0)
 
 
 def _bias_before_instance_norm(model: torch.nn.Module) -> set[str]:

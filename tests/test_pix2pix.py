@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -22,16 +21,6 @@ from tests.helpers import CONFIGS, checkpoints, fit, load_raw, tiny_pix2pix_args
 
 # Linear interpolation of (255 - x) and of x can round 1 level apart; geometry errors are far larger.
 PIXEL_TOL = 1.01 / 127.5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: these tiny networks gain little from a second one on an idle 2-core machine,
-    while on a busy shared one OpenMP's spin-waiting made 2 threads ~10x slower per step (measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def n_params(net: torch.nn.Module) -> int:

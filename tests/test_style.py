@@ -25,16 +25,6 @@ from gan_translate.style.pipeline import working_sizes
 SMALL = dict(style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu2_2",))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions gain nothing from a second thread, and OpenMP threads spin badly (50x slower
-    measured) when the suite shares the cores with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def small_vgg() -> VGG19Features:
     return VGG19Features(("relu1_1", "relu2_1", "relu2_2", "relu3_1"), weights="random")

@@ -27,15 +27,6 @@ from gan_translate.nn.vgg import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread avoids OpenMP spinning when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_layer_names_follow_the_architecture() -> None:
     names = vgg19_layer_names()
     assert len(names) == 37  # 16 conv + 16 relu + 5 pool
