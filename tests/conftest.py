@@ -8,22 +8,14 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# One intra-op thread, here and in every subprocess a test starts (bit-exact comparisons between a run in
+# this process and one in a subprocess need the same reduction order). The test networks are tiny, so a
+# second thread gains little even on an idle 2-core machine, while on a busy one OpenMP's spin-waiting
+# made two threads 4-10x slower per training step (measured).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    """One intra-op thread for the whole suite.
-
-    The test networks are tiny, so a second thread gains little even on an idle 2-core machine, while on a
-    busy one OpenMP's spin-waiting made two threads 4-10x slower per training step (measured).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

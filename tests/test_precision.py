@@ -284,3 +284,31 @@ def test_inductor_compiled_generator_matches_default() -> None:
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(compiled.generator_ab(images), default.generator_ab(images), **FORWARD_TOL)
+
+
+# ----------------------------------------------------------------------------- inference options
+
+def test_translator_precision_and_channels_last_options() -> None:
+    from gan_translate.errors import UserError
+    from gan_translate.inference import Translator
+    from gan_translate.perf import prepare_for_inference
+
+    cpu = torch.device("cpu")
+    network = _fresh("cyclegan").inference_network("AtoB")
+    images = torch.rand(2, 3, 36, 40, generator=torch.Generator().manual_seed(4)) * 2 - 1  # padded to 4s inside
+
+    def translator(net: torch.nn.Module, **options: Any) -> Translator:
+        return Translator(network=net, device=cpu, size_multiple=4, in_channels=3, model_name="cyclegan",
+                          direction="AtoB", **options)
+
+    reference = translator(network).translate_batch(images)
+    assert reference.shape == images.shape and reference.dtype == torch.float32
+    converted, channels_last = prepare_for_inference(copy.deepcopy(network), cpu, channels_last=True)
+    assert channels_last
+    torch.testing.assert_close(translator(converted, channels_last=True).translate_batch(images), reference, **FORWARD_TOL)
+    # bf16 autocast: same image to bf16 accuracy (8 mantissa bits), returned as fp32.
+    bf16 = translator(network, precision="bf16").translate_batch(images)
+    assert bf16.dtype == torch.float32
+    assert (bf16 - reference).abs().mean() < 0.02 and (bf16 - reference).abs().max() < 0.2
+    with pytest.raises(UserError, match="precision"):
+        translator(network, precision="int8").translate_batch(images)
