@@ -108,8 +108,8 @@ def _random_batches(spec: dict[str, Any], count: int) -> list[dict[str, Any]]:
     return batches
 
 
-def _our_model(spec: dict[str, Any]):  # noqa: ANN202 - a GANModule
-    from gan_translate.models import CycleGAN, DCGAN, Pix2Pix
+def _our_model(spec: dict[str, Any]):
+    from gan_translate.models import DCGAN, CycleGAN, Pix2Pix
 
     size = spec["size"]
     if spec["model"] == "cyclegan":
@@ -123,7 +123,7 @@ def _our_model(spec: dict[str, Any]):  # noqa: ANN202 - a GANModule
     return DCGAN(resolution=size, make_gif=False, num_fixed_samples=16)
 
 
-def _classic_model(spec: dict[str, Any]):  # noqa: ANN202
+def _classic_model(spec: dict[str, Any]):
     sys.path.insert(0, str(HERE))
     from classic_reference import ClassicCycleGAN, ClassicDCGAN, ClassicPix2Pix
 
@@ -419,7 +419,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ratio = f"{row['x_classic']:.2f}" if "x_classic" in row else ""
         spread = f"{row['x_classic_min']:.2f}-{row['x_classic_max']:.2f}" if "x_classic_min" in row else ""
         peak = f"{row['peak_mb']:.0f}" if "peak_mb" in row else ""
-        base = f"{row['base_mb']:.0f}" if "base_mb" in row and row["base_mb"] else ""
+        base = f"{row['base_mb']:.0f}" if row.get("base_mb") else ""
         print(f"{row['key']:<52} {row['median_s']:>9.3f} {row['first_s']:>8.2f} {row['images_per_s']:>8.2f} "
               f"{classic:>9} {ratio:>9} {spread:>11} {peak:>8} {base:>8}")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -401,7 +401,7 @@ def classic_inference(generator: nn.Module, image: Tensor) -> Tensor:
 
 def parameter_counts() -> dict[str, int]:
     """Parameter counts of the transcribed networks (REFERENCE.md: 11,378,179 / 54,413,955 / 2,764,737 / 2,768,705)."""
-    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    count = lambda net: sum(p.numel() for p in net.parameters())
     with torch.device("meta"):
         return {
             "resnet_9blocks_instance": count(ClassicResnetGenerator()),

@@ -21,7 +21,6 @@ differently (about 1e-5 too). Neither changes parameter names, so checkpoints ar
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -111,7 +110,7 @@ class PerformanceOptions(Callback):
     def __init__(
         self,
         channels_last: bool = False,
-        compile: bool = False,  # noqa: A002 - the option's natural name
+        compile: bool = False,
         compile_mode: str | None = None,
         compile_backend: str = "inductor",
     ) -> None:
@@ -241,18 +240,3 @@ def reseed_generator_for_rank(generator: torch.Generator, rank: int) -> None:
     """Fold ``rank`` into a private generator (e.g. an image pool's) in place; rank 0 keeps its state."""
     if rank > 0:
         generator.manual_seed(_derived_seed(generator.get_state(), rank))
-
-
-class Timer:
-    """``with Timer() as t: ...; t.seconds`` (wall clock; synchronises CUDA so GPU work is counted)."""
-
-    def __enter__(self) -> Timer:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.seconds = time.perf_counter() - self.start

@@ -27,7 +27,15 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from gan_translate.checkpoint import build_model, load_checkpoint
-from tests.helpers import REPO_ROOT, checkpoints, fit, load_raw, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
+from tests.helpers import (
+    REPO_ROOT,
+    checkpoints,
+    fit,
+    load_raw,
+    tiny_cyclegan_args,
+    tiny_dcgan_args,
+    tiny_pix2pix_args,
+)
 
 MODELS = ("cyclegan", "pix2pix", "dcgan")
 # Summation order differs (two per-process means averaged vs one mean of four), so the equivalence holds up

@@ -29,15 +29,24 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 
 from gan_translate.data.datamodules import UnpairedDataModule
 from gan_translate.models import CycleGAN
-from gan_translate.perf import PerformanceOptions, batch_to_channels_last, compile_networks, networks
+from gan_translate.perf import (
+    PerformanceOptions,
+    batch_to_channels_last,
+    compile_networks,
+    networks,
+)
 from tests.helpers import fit, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
-from tests.test_distributed import PARAM_MAX_ATOL, PARAM_MEAN_ATOL, _bias_before_instance_norm
+from tests.test_distributed import (
+    PARAM_MAX_ATOL,
+    PARAM_MEAN_ATOL,
+    _bias_before_instance_norm,
+)
 
 MODELS = ("cyclegan", "pix2pix", "dcgan")
-FORWARD_TOL = dict(atol=1e-5, rtol=1e-4)
+FORWARD_TOL = {"atol": 1e-5, "rtol": 1e-4}
 # After training steps: the bounds of tests/test_distributed.py (measured there: float-reordering noise stays
 # 10x below them, a 5% learning-rate change or other data lands 10-100x above).
-TRAINED_TOL = dict(atol=PARAM_MAX_ATOL, rtol=0.0)
+TRAINED_TOL = {"atol": PARAM_MAX_ATOL, "rtol": 0.0}
 # bf16 keeps 8 bits of mantissa (~0.4% per rounding); a loss is a mean of many rounded terms.
 BF16_LOSS_RTOL = 0.05
 
