@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import os
 import platform
@@ -268,14 +269,23 @@ def _infer(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """One case in this (fresh) process: its step times, first-step time and peak memory."""
+    """One case: its step times, first-step time and peak memory (on a CPU: of this whole process)."""
     import torch
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    base = _peak_memory_mb(spec["device"])
-    if spec["device"].startswith("cuda"):
+    if not spec.get("tf32", True):
+        # torch's default lets cuDNN run fp32 convolutions as TF32 on tensor cores (matmuls stay fp32);
+        # --no-tf32 measures true fp32 arithmetic.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    on_gpu = spec["device"].startswith("cuda")
+    if on_gpu:
+        # Several cases may share this process (see group_key): start each from an empty allocator.
+        gc.collect()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    base = _peak_memory_mb(spec["device"])
     if spec["kind"] == "infer":
         result = _infer(spec)
     elif spec["impl"] == "classic":
@@ -283,8 +293,18 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         result = _train_ours(spec)
     result["peak_mb"] = _peak_memory_mb(spec["device"])
-    result["base_mb"] = base if not spec["device"].startswith("cuda") else 0.0
+    result["base_mb"] = 0.0 if on_gpu else base
     return result
+
+
+def run_worker_group(specs: list[dict[str, Any]]) -> None:
+    """Run cases one after another in this process, printing each result as soon as it is known."""
+    for index, spec in enumerate(specs):
+        try:
+            result = run_worker(spec)
+        except Exception as error:  # noqa: BLE001 - one failing case (out of memory, say) must not lose the others
+            result = {"error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]}
+        print(f"RESULT {index} " + json.dumps(result), flush=True)
 
 
 # =============================================================================================== driver side
@@ -308,6 +328,8 @@ def machine_info() -> dict[str, Any]:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
     try:
         import lightning
 
@@ -321,23 +343,24 @@ def build_cases(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     """``paired`` cases (ours, with the classic step interleaved in-process) and/or ``solo`` ones (one per process)."""
     settings = SETTINGS["quick" if args.quick else "full"]
     cases = []
-    common = {"device": device, "warmup": args.warmup, "steps": args.steps, "threads": args.threads}
+    common = {"device": device, "warmup": args.warmup, "steps": args.steps, "threads": args.threads, "tf32": not args.no_tf32}
     modes = ["paired", "solo"] if args.mode == "both" else [args.mode]
     for model in args.models:
         size, batch = settings[model]
         size = args.size or size
-        batch = args.batch or batch
+        train_batches = args.batch or [batch]
         has_classic = not args.no_classic and not (model == "dcgan" and size != 64)
         for kind in args.kinds:
             if kind == "infer" and model not in TRANSLATORS:
                 continue
-            batches = sorted({1, *args.infer_batch}) if kind == "infer" else [batch]
+            batches = sorted({1, *args.infer_batch}) if kind == "infer" else train_batches
             for mode in modes:
                 paired = mode == "paired" and has_classic
                 if mode == "solo" and has_classic:
                     solo_steps = {"warmup": 1, "steps": max(1, args.steps // 2)} if args.mode == "both" else {}
-                    cases.append({"kind": kind, "impl": "classic", "model": model, "variant": "fp32", "size": size,
-                                  "batch": 1 if kind == "infer" else batch, "mode": mode, **common, **solo_steps})
+                    for b in [1] if kind == "infer" else train_batches:
+                        cases.append({"kind": kind, "impl": "classic", "model": model, "variant": "fp32", "size": size,
+                                      "batch": b, "mode": mode, **common, **solo_steps})
                 for variant in args.variants:
                     for b in batches:
                         spec = {"kind": kind, "impl": "ours", "model": model, "variant": variant, "size": size,
@@ -352,17 +375,36 @@ def case_key(spec: dict[str, Any]) -> str:
     return f"{spec['mode']}/{spec['kind']}/{spec['model']}/{spec['impl']}/{spec['variant']}/{spec['size']}px/b{spec['batch']}"
 
 
-def run_case(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+def group_key(spec: dict[str, Any]) -> str:
+    """Cases with the same key run in one worker process.
+
+    On a GPU, the batch sizes of one model / variant share a process: CUDA start-up and imports cost ~10 s per
+    process there, and the peak memory is reset per case. On a CPU every case has a process of its own, since
+    ``ru_maxrss`` (the peak memory) cannot be reset.
+    """
+    if not spec["device"].startswith("cuda"):
+        return case_key(spec)
+    return f"{spec['mode']}/{spec['kind']}/{spec['model']}/{spec['impl']}/{spec['variant']}/{spec['size']}px"
+
+
+def run_group(specs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    """Run ``specs`` in one fresh worker process; a case it did not reach gets the process's error."""
+    # Keep the caller's PYTHONPATH (packages installed with --target, say) behind the repository.
+    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "PYTHONPATH": python_path}
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(specs)]
+    results: list[dict[str, Any] | None] = [None] * len(specs)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in reversed(done.stdout.splitlines()):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout * len(specs), cwd=REPO)
+        stdout, failure = done.stdout, (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    except subprocess.TimeoutExpired as expired:
+        stdout = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+        failure = [f"timed out after {timeout * len(specs):.0f} s"]
+    for line in stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]}
+            index, payload = line[len("RESULT "):].split(" ", 1)
+            results[int(index)] = json.loads(payload)
+    return [result if result is not None else {"error": failure} for result in results]
 
 
 def summarise(cases: list[dict[str, Any]], rounds: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -436,9 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (compile happens here)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every case")
     parser.add_argument("--size", type=int, default=0, help="override the image size of every model")
-    parser.add_argument("--batch", type=int, default=0, help="override the training batch size of every model")
+    parser.add_argument("--batch", default="", help="training batch size(s) of every model, comma-separated (default: the classic one)")
     parser.add_argument("--infer-batch", default="8", help="batched inference case(s): comma-separated batch sizes (batch 1 always runs)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads in each case (0: torch's default)")
+    parser.add_argument("--no-tf32", action="store_true",
+                        help="GPU: true fp32 convolutions (torch's default lets cuDNN use TF32 tensor cores for fp32)")
     parser.add_argument("--no-classic", action="store_true", help="skip the classic transcription")
     parser.add_argument("--mode", default="both", choices=["paired", "solo", "both"],
                         help="paired: the classic step interleaved with ours in one process (ratios); solo: every "
@@ -448,8 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.worker:
-        result = run_worker(json.loads(args.worker))
-        print("RESULT " + json.dumps(result), flush=True)
+        run_worker_group(json.loads(args.worker))
         return 0
 
     import torch
@@ -459,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     args.kinds = [k for k in args.kinds.split(",") if k]
     args.variants = [v for v in args.variants.split(",") if v]
     args.infer_batch = [int(b) for b in str(args.infer_batch).split(",") if b]
+    args.batch = [int(b) for b in str(args.batch).split(",") if b]
     unknown = [v for v in args.variants if v not in ALL_VARIANTS] + [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown: {', '.join(unknown)}")
@@ -466,26 +510,35 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     print(f"{len(cases)} cases x {args.rounds} rounds on {device} ({info.get('cpu_model', '')}, "
           f"{info.get('cpu_count')} cores, torch {info['torch']}, load {info.get('load_average')})", flush=True)
+    out = Path(args.json or HERE / f"results-{device}{'-quick' if args.quick else ''}.json")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for spec in cases:
+        groups.setdefault(group_key(spec), []).append(spec)
     rounds: list[dict[str, dict[str, Any]]] = []
     started = time.time()
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        info["wall_s"] = time.time() - started
+        out.write_text(json.dumps({"machine": info, "args": {k: v for k, v in vars(args).items() if k != "worker"},
+                                   "results": rows}, indent=1))
+
     for index in range(args.rounds):
-        order = cases if index % 2 == 0 else list(reversed(cases))
+        order = list(groups.values()) if index % 2 == 0 else list(reversed(groups.values()))
         results: dict[str, dict[str, Any]] = {}
-        for spec in order:
-            results[case_key(spec)] = result = run_case(spec, args.timeout)
-            shown = f"{statistics.median(result['times'][spec['warmup']:]):.3f} s" if "times" in result else result.get("error")
-            if result.get("classic_times"):
-                shown += f" (classic {statistics.median(result['classic_times'][spec['warmup']:]):.3f} s)"
-            print(f"  round {index + 1}: {case_key(spec):<52} {shown}", flush=True)
         rounds.append(results)
+        for group in order:
+            for spec, result in zip(group, run_group(group, args.timeout)):
+                results[case_key(spec)] = result
+                shown = f"{statistics.median(result['times'][spec['warmup']:]):.3f} s" if "times" in result else result.get("error")
+                if result.get("classic_times"):
+                    shown += f" (classic {statistics.median(result['classic_times'][spec['warmup']:]):.3f} s)"
+                print(f"  round {index + 1}: {case_key(spec):<52} {shown}", flush=True)
+            write(summarise(cases, rounds))  # after every group: a run cut short keeps what it measured
     rows = summarise(cases, rounds)
     print()
     print_table(rows)
     info["load_average_end"] = os.getloadavg()
-    info["wall_s"] = time.time() - started
-    out = Path(args.json or HERE / f"results-{device}{'-quick' if args.quick else ''}.json")
-    out.write_text(json.dumps({"machine": info, "args": {k: v for k, v in vars(args).items() if k != "worker"},
-                               "results": rows}, indent=1))
+    write(rows)
     print(f"\nwrote {out}")
     return 0
 

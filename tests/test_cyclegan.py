@@ -120,6 +120,21 @@ def test_translate_api_matches_command(trained_run: Path, tmp_path: Path) -> Non
     np.testing.assert_array_equal(batched["x"], out)
 
 
+def test_translate_precision_and_compile_flags(trained_run: Path, tmp_path: Path) -> None:
+    _write(tmp_path / "in" / "a.png", (40, 36))
+    outputs = {}
+    for flags in (["--precision", "fp32"], ["--precision", "bf16"], ["--compile"]):
+        out = tmp_path / "_".join(flags).strip("-")
+        assert main(["translate", "--checkpoint", str(trained_run), "--input", str(tmp_path / "in"), "--output", str(out),
+                     "--device", "cpu", *flags]) == 0
+        outputs[flags[-1]] = np.asarray(Image.open(out / "a.png"), dtype=np.int16)
+    # bf16 keeps 8 bits of mantissa: a few uint8 levels from fp32, not a different picture.
+    assert np.abs(outputs["bf16"] - outputs["fp32"]).mean() < 3.0
+    assert not np.array_equal(outputs["bf16"], outputs["fp32"])  # it did run in bf16
+    # The compiled generator computes the same function (to float reordering).
+    assert np.abs(outputs["--compile"] - outputs["fp32"]).max() <= 1
+
+
 def test_translate_glob_and_refusals(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _write(tmp_path / "a.png", (32, 32))
     _write(tmp_path / "b.png", (40, 24))

@@ -420,3 +420,28 @@ def test_it_learns_the_colour_distribution(tmp_path: Path) -> None:
     batches = checkpoint["global_step"] // 2
     print(f"colour distance: untrained {before:.1f}, trained {after:.1f} after {batches} batches; fit took {elapsed:.0f} s")
     assert after < before - LEARN_MARGIN, (before, after, batches)
+
+
+def test_a_nan_loss_stops_before_any_weight_changes(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    from gan_translate.callbacks.reliability import NonFiniteLossError
+
+    model = DCGAN(resolution=32, latent_dim=8, ngf=4, ndf=4, num_fixed_samples=4, sample_every_n_steps=0, make_gif=False)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    # The discriminator's logits turn NaN on its second call of the first batch (the fakes).
+    calls = {"n": 0}
+
+    def poison(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 2 else output
+
+    model.discriminator.register_forward_hook(poison)
+    images = [{"image": torch.rand(3, 32, 32) * 2 - 1} for _ in range(4)]
+    trainer = pl.Trainer(accelerator="cpu", max_steps=4, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(NonFiniteLossError, match=r"^train/d_loss is nan at step 0"):
+        trainer.fit(model, train_dataloaders=DataLoader(images, batch_size=4))
+    # (Batch-norm running statistics move in the forward passes, as in any framework; weights must not.)
+    for key, value in model.named_parameters():
+        torch.testing.assert_close(value.detach(), before[key], msg=f"{key} changed although the loss was NaN")

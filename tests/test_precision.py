@@ -210,6 +210,46 @@ def test_mixed_precision_on_gpu(precision: str, synthetic_root: Path, tmp_path: 
     assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
 
 
+# ----------------------------------------------------------------------------- optimisers
+
+@pytest.mark.parametrize("model", MODELS)
+def test_adam_takes_the_hyperparameters_and_torch_default_kernel_on_cpu(model: str) -> None:
+    module = _fresh(model)
+    module.hparams.lr, module.hparams.beta1 = 3e-4, 0.7
+    optimizers = module.configure_optimizers()
+    optimizers = optimizers[0] if isinstance(optimizers, tuple) else optimizers
+    assert len(optimizers) == 2
+    owned = {id(p) for opt in optimizers for group in opt.param_groups for p in group["params"]}
+    assert owned == {id(p) for p in module.parameters()}  # every network weight is optimised, once
+    for opt in optimizers:
+        group = opt.param_groups[0]
+        assert (group["lr"], group["betas"][0], group["betas"][1]) == (3e-4, 0.7, module.hparams.beta2)
+        assert not group["fused"]  # CPU: torch's default implementation
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fused Adam is chosen on CUDA only")
+@pytest.mark.parametrize("model", MODELS)
+def test_adam_is_fused_on_gpu_and_matches_the_default_kernel(model: str) -> None:
+    module = _fresh(model).cuda()
+    optimizers = module.configure_optimizers()
+    optimizers = optimizers[0] if isinstance(optimizers, tuple) else optimizers
+    assert all(opt.param_groups[0]["fused"] for opt in optimizers)
+    # Same updates as torch's foreach Adam (the classic code's), to float rounding.
+    params = [p for p in module.parameters()]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    fused = torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), fused=True)
+    default = torch.optim.Adam(twins, lr=2e-4, betas=(0.5, 0.999))
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    for _ in range(3):
+        for a, b in zip(params, twins):
+            grad = torch.randn(a.shape, device="cuda", generator=generator)
+            a.grad, b.grad = grad.clone(), grad.clone()
+        fused.step()
+        default.step()
+    for a, b in zip(params, twins):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- channels-last / compile
 
 def _fresh(model: str) -> torch.nn.Module:

@@ -207,7 +207,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root: Path,
 
 
 def test_guard_callback_catches_models_that_do_not_check(tmp_path: Path) -> None:
-    """Models that do not call check_finite yet (pix2pix, dcgan) are stopped by the callback, before any
+    """Models that do not call check_finite (a user's own subclass, say) are stopped by the callback, before any
     ModelCheckpoint.on_train_batch_end (Lightning always orders checkpoint callbacks last)."""
     from types import SimpleNamespace
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -78,6 +78,18 @@ class GANModule(pl.LightningModule):
 
             split_rank_random_streams(self.global_rank)
         self._rank_streams_split = True
+
+    # --- optimisation ------------------------------------------------------------------------------
+    def adam(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Adam:
+        """Adam with the model's ``lr``, ``beta1`` and ``beta2``.
+
+        On a GPU it is torch's fused Adam (one kernel for every tensor, where the default foreach Adam launches
+        several; same updates, tests/test_precision.py); elsewhere torch's default implementation.
+        """
+        hp = self.hparams
+        params = list(parameters)
+        on_gpu = bool(params) and all(p.device.type == "cuda" for p in params)
+        return torch.optim.Adam(params, lr=hp.lr, betas=(hp.beta1, hp.beta2), fused=True if on_gpu else None)
 
     # --- schedule ---------------------------------------------------------------------------------
     def on_train_epoch_end(self) -> None:

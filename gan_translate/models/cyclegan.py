@@ -122,12 +122,9 @@ class CycleGAN(GANModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        betas = (hp.beta1, hp.beta2)
         # One Adam for both generators and one for both discriminators, as in the reference code.
-        opt_g = torch.optim.Adam([*self.generator_ab.parameters(), *self.generator_ba.parameters()], lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(
-            [*self.discriminator_a.parameters(), *self.discriminator_b.parameters()], lr=hp.lr, betas=betas
-        )
+        opt_g = self.adam([*self.generator_ab.parameters(), *self.generator_ba.parameters()])
+        opt_d = self.adam([*self.discriminator_a.parameters(), *self.discriminator_b.parameters()])
         schedulers = [linear_decay_schedule(opt, hp.n_epochs, hp.n_epochs_decay) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
 

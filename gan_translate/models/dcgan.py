@@ -214,10 +214,8 @@ class DCGAN(GANModule):
         return self.decode(self.latents(n, generator))
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas)
+        opt_g = self.adam(self.generator.parameters())
+        opt_d = self.adam(self.discriminator.parameters())
         return [opt_g, opt_d]
 
     # --- training -------------------------------------------------------------------------------
@@ -248,6 +246,7 @@ class DCGAN(GANModule):
             d_real = self.discriminator(real)
             d_fake = self.discriminator(fake.detach())
             d_loss = discriminator_loss(self.gan_loss, d_real, d_fake)
+            self.check_finite({"d_loss": d_loss})  # before the step: a NaN never reaches the weights
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
@@ -255,6 +254,7 @@ class DCGAN(GANModule):
         with self.toggled_optimizer(opt_g):
             # Non-saturating for "vanilla": G maximises log D(G(z)) instead of minimising log(1 - D(G(z))).
             g_loss = self.gan_loss.generator(self.discriminator(fake))
+            self.check_finite({"g_loss": g_loss})
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()

@@ -211,9 +211,8 @@ class Pix2Pix(GANModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas)
+        opt_g = self.adam(self.generator.parameters())
+        opt_d = self.adam(self.discriminator.parameters())
         schedulers = [linear_decay_schedule(opt, hp.n_epochs, hp.n_epochs_decay) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The GPU figures of benchmarks/RESULTS.md, part by part, each part's JSON into OUT_DIR:
+#   bash benchmarks/gpu_suite.sh OUT_DIR check     # GPU tests + the README quickstart trained and translated on the GPU
+#   bash benchmarks/gpu_suite.sh OUT_DIR main      # every model and translate, fp32 / bf16 / bf16 + channels-last, vs the classic code
+#   bash benchmarks/gpu_suite.sh OUT_DIR no-tf32   # training in strict fp32 (no TF32 tensor cores), vs the classic code
+#   bash benchmarks/gpu_suite.sh OUT_DIR scaling   # images/s and peak memory against batch size, training and inference
+#   bash benchmarks/gpu_suite.sh OUT_DIR compile   # torch.compile variants
+# A dedicated GPU is not a shared CPU: one round with more steps is enough (the spread is in the JSON).
+set -uo pipefail
+out=${1:?usage: gpu_suite.sh OUT_DIR PART}
+part=${2:?usage: gpu_suite.sh OUT_DIR PART}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+bench() { "$py" benchmarks/bench.py --device cuda "$@"; }
+
+case $part in
+check)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    "$py" -c "import torch, lightning; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'lightning', lightning.__version__)"
+    "$py" -m pytest tests/test_precision.py -q -x -p no:cacheprovider
+    # The README's main job on the GPU: the quickstart config, then translate with the GPU.
+    rm -rf runs/cyclegan_quickstart outputs/cyclegan_quickstart
+    start=$(date +%s)
+    "$py" -m gan_translate fit --config configs/cyclegan/quickstart.yaml --trainer.accelerator gpu || exit 1
+    echo "quickstart fit on the GPU: $(( $(date +%s) - start )) s"
+    start=$(date +%s)
+    "$py" -m gan_translate translate --checkpoint runs/cyclegan_quickstart --input data/synthetic/testA \
+        --output outputs/cyclegan_quickstart --device cuda --overwrite || exit 1
+    echo "translate on the GPU: $(( $(date +%s) - start )) s, $(ls outputs/cyclegan_quickstart | wc -l) files"
+    "$py" -m gan_translate evaluate --checkpoint runs/cyclegan_quickstart --data data/synthetic --feature random-conv \
+        --output "$out/quickstart-eval-cuda.json" --device cuda
+    ;;
+main)
+    # Every model at the classic settings and translate at batch 1 / 8 / 32, against the classic code.
+    bench --mode paired --rounds 1 --warmup 5 --steps 20 --variants fp32,bf16,bf16+cl --infer-batch 8,32 \
+        --json "$out/results-cuda.json"
+    ;;
+no-tf32)
+    # torch lets cuDNN run fp32 convolutions as TF32 by default; this is the strict-fp32 reference.
+    bench --mode paired --kinds train --rounds 1 --warmup 5 --steps 20 --variants fp32 --no-tf32 \
+        --json "$out/results-cuda-train-no-tf32.json"
+    ;;
+scaling)
+    # images/s against batch size (solo: peak memory per case), training and inference.
+    bench --models cyclegan,pix2pix --kinds train --mode solo --batch 1,4,16,32 --variants fp32,bf16 \
+        --warmup 3 --steps 10 --rounds 1 --no-classic --json "$out/results-cuda-train-scaling.json"
+    bench --models dcgan --kinds train --mode solo --batch 32,128,512 --variants fp32,bf16 \
+        --warmup 3 --steps 10 --rounds 1 --no-classic --json "$out/results-cuda-dcgan-scaling.json"
+    bench --kinds infer --mode solo --infer-batch 4,16,64 --variants fp32,bf16 --warmup 3 --steps 10 --rounds 1 \
+        --no-classic --json "$out/results-cuda-infer-batch.json"
+    ;;
+compile)
+    bench --mode paired --rounds 1 --warmup 3 --steps 20 --variants compile,bf16+compile --infer-batch 32 \
+        --json "$out/results-cuda-compile.json"
+    ;;
+*) echo "unknown part: $part" >&2; exit 2 ;;
+esac
