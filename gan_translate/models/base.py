@@ -158,3 +158,49 @@ class GANModule(pl.LightningModule):
             if type(logger).__name__.endswith("WandbLogger") and logger.version:
                 # A resumed run continues this W&B run instead of starting a new one.
                 checkpoint[CHECKPOINT_KEY]["wandb_run_id"] = str(logger.version)
+
+
+class TranslationGAN(GANModule):
+    """A GAN that translates images (CycleGAN, Pix2Pix): validation and test score translations against a ground
+    truth with paired metrics and log a sample grid of the first batch.
+
+    Subclasses implement ``_evaluate`` (update the metrics, keep ``_val_grid_batch`` from batch 0) and
+    ``evaluation_metrics`` (the ``MetricCollection``s to compute and reset at the end of an epoch).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._val_grid_batch: dict[str, Tensor] | None = None
+
+    def evaluation_metrics(self) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str) -> None:
+        raise NotImplementedError
+
+    def log_samples(self, stage: str, images: dict[str, Tensor]) -> None:
+        raise NotImplementedError
+
+    def _evaluate_epoch_end(self, stage: str) -> None:
+        for metrics in self.evaluation_metrics():
+            if metrics is None:
+                continue
+            if any(metric.update_called for metric in metrics.values()):
+                values = metrics.compute()  # torchmetrics syncs the states across DDP processes here
+                self.log_dict({k.replace("val/", f"{stage}/", 1): v for k, v in values.items()}, sync_dist=False)
+            metrics.reset()
+        if self._val_grid_batch is not None:
+            self.log_samples(stage, self._val_grid_batch)
+            self._val_grid_batch = None
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluate_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluate_epoch_end("test")

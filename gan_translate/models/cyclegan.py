@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from gan_translate.losses import adversarial_loss, discriminator_loss, l1
 from gan_translate.metrics import paired_metrics, to_unit_range
-from gan_translate.models.base import GANModule, image_grid, linear_decay_schedule
+from gan_translate.models.base import TranslationGAN, image_grid, linear_decay_schedule
 from gan_translate.models.pool import ImagePool
 from gan_translate.nn import build_discriminator, build_generator
 
 
-class CycleGAN(GANModule):
+class CycleGAN(TranslationGAN):
     """Two generators (A->B, B->A), two PatchGAN discriminators, adversarial + cycle + identity losses.
 
     Defaults are the paper's: ResNet-9 generators with instance norm, 70x70 PatchGAN, LSGAN, cycle weight
@@ -105,7 +104,6 @@ class CycleGAN(GANModule):
         self.val_metrics_ba = paired_metrics(prefix="val/", postfix="_ba")
         self.val_identity_ab = paired_metrics(prefix="val/", postfix="_identity_ab")
         self.val_identity_ba = paired_metrics(prefix="val/", postfix="_identity_ba")
-        self._val_grid_batch: dict[str, Tensor] | None = None
 
     # --- API --------------------------------------------------------------------------------------
     def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
@@ -213,27 +211,8 @@ class CycleGAN(GANModule):
             self._val_grid_batch = {"real_a": real_a, "fake_b": fake_b, "rec_a": self.generator_ba(fake_b),
                                     "real_b": real_b, "fake_a": fake_a, "rec_b": self.generator_ab(fake_a)}
 
-    def _evaluate_epoch_end(self, stage: str) -> None:
-        for metrics in (self.val_metrics_ab, self.val_metrics_ba, self.val_identity_ab, self.val_identity_ba):
-            if any(metric.update_called for metric in metrics.values()):
-                values = metrics.compute()  # torchmetrics syncs the states across DDP processes here
-                self.log_dict({k.replace("val/", f"{stage}/", 1): v for k, v in values.items()}, sync_dist=False)
-            metrics.reset()
-        if self._val_grid_batch is not None:
-            self.log_samples(stage, self._val_grid_batch)
-            self._val_grid_batch = None
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._evaluate_epoch_end("val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._evaluate_epoch_end("test")
+    def evaluation_metrics(self) -> tuple[Any, ...]:
+        return (self.val_metrics_ab, self.val_metrics_ba, self.val_identity_ab, self.val_identity_ba)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         images = batch["A"] if "A" in batch else batch["image"]

@@ -12,7 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from gan_translate.errors import UserError
 from gan_translate.losses import adversarial_loss, discriminator_loss, l1
 from gan_translate.metrics import paired_metrics, to_unit_range
-from gan_translate.models.base import GANModule, image_grid, linear_decay_schedule
+from gan_translate.models.base import TranslationGAN, image_grid, linear_decay_schedule
 from gan_translate.nn import build_discriminator, build_generator
 
 __all__ = ["INFERENCE_MODES", "InferenceMode", "Pix2Pix", "Pix2PixInference", "inference_behaviour"]
@@ -87,7 +87,7 @@ def _as_rgb(images: Tensor) -> Tensor:
     return images[:, :3]
 
 
-class Pix2Pix(GANModule):
+class Pix2Pix(TranslationGAN):
     """U-Net generator and a conditional PatchGAN that judges (input, output) pairs; adversarial + L1 loss.
 
     Defaults are the paper's: U-Net 256 with batch norm and dropout, a 70x70 PatchGAN on the 6-channel
@@ -181,7 +181,6 @@ class Pix2Pix(GANModule):
         # The untranslated input against the target: the bar a useful translator must clear. Only
         # meaningful (and only computable) when input and target have the same channels.
         self.val_identity = paired_metrics(prefix="val/", postfix="_identity") if in_channels == out_channels else None
-        self._val_grid_batch: dict[str, Tensor] | None = None
 
     # --- API --------------------------------------------------------------------------------------
     def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
@@ -286,29 +285,8 @@ class Pix2Pix(GANModule):
         if batch_idx == 0:
             self._val_grid_batch = {"real_a": real_a, "fake_b": fake_b, "real_b": real_b}
 
-    def _evaluate_epoch_end(self, stage: str) -> None:
-        for metrics in (self.val_metrics, self.val_identity):
-            if metrics is None:
-                continue
-            if any(metric.update_called for metric in metrics.values()):
-                values = metrics.compute()  # torchmetrics syncs the states across DDP processes here
-                self.log_dict({k.replace("val/", f"{stage}/", 1): v for k, v in values.items()}, sync_dist=False)
-            metrics.reset()
-        if self._val_grid_batch is not None:
-            self.log_samples(stage, self._val_grid_batch)
-            self._val_grid_batch = None
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._evaluate_epoch_end("val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._evaluate_epoch_end("test")
+    def evaluation_metrics(self) -> tuple[Any, ...]:
+        return (self.val_metrics, self.val_identity)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         images = batch["A"] if "A" in batch else batch["image"]
