@@ -156,7 +156,46 @@ def _first(dataset: Dataset[Any], limit: int) -> Dataset[Any]:
     return dataset if limit <= 0 or limit >= n else Subset(dataset, range(limit))
 
 
-class UnpairedDataModule(_BaseDataModule):
+class _TwoDomainDataModule(_BaseDataModule):
+    """What the CycleGAN and pix2pix data share: ``{"A", "B", "A_path", "B_path"}`` batches for fit, validate
+    and test, from ``train_set`` / ``val_set`` / ``test_set`` built by the subclass's ``setup``."""
+
+    train_set: Dataset[Any] | None
+    val_set: Dataset[Any] | None
+    test_set: Dataset[Any] | None
+
+    def _no_validation_message(self) -> str:
+        raise NotImplementedError
+
+    def _eval_batch_size(self) -> int:
+        # Images of different sizes (no fixed-size preprocessing) cannot share a batch.
+        return self.batch_size if self.preprocess in FIXED_SIZE_PREPROCESS else 1
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled training batches ``{"A", "B", "A_path", "B_path"}``."""
+        if self.train_set is None:
+            self.setup("fit")
+        assert self.train_set is not None
+        return self._loader(self.train_set, train=True, batch_size=self.batch_size, preprocess=self.preprocess)
+
+    def val_dataloader(self) -> DataLoader[Any] | list[Any]:
+        """Deterministic batches of the first ``val_max_images`` validation (else test) items."""
+        if self.val_set is None:
+            self.setup("validate")
+        if self.val_set is None:
+            rank_zero_warn(self._no_validation_message())
+            return []
+        return self._loader(self.val_set, train=False, batch_size=self._eval_batch_size(), preprocess=self.preprocess)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        """Deterministic batches of the whole test split."""
+        if self.test_set is None:
+            self.setup("test")
+        assert self.test_set is not None
+        return self._loader(self.test_set, train=False, batch_size=self._eval_batch_size(), preprocess=self.preprocess)
+
+
+class UnpairedDataModule(_TwoDomainDataModule):
     """Unpaired two-domain data for CycleGAN: ``root/{trainA,trainB,testA,testB}``.
 
     Validation uses ``valA``/``valB`` when present, else ``testA``/``testB``. Ground-truth folders
@@ -282,31 +321,8 @@ class UnpairedDataModule(_BaseDataModule):
                 self.root / "testA", self._eval_transform(), recursive=False, on_bad_file=self.on_bad_file
             )
 
-    def _eval_batch_size(self) -> int:
-        return self.batch_size if self.preprocess in FIXED_SIZE_PREPROCESS else 1
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled training batches ``{"A", "B", "A_path", "B_path"}``."""
-        if self.train_set is None:
-            self.setup("fit")
-        assert self.train_set is not None
-        return self._loader(self.train_set, train=True, batch_size=self.batch_size, preprocess=self.preprocess)
-
-    def val_dataloader(self) -> DataLoader[Any] | list[Any]:
-        """Deterministic batches of the first ``val_max_images`` val (or test) images, with ground truth if any."""
-        if self.val_set is None:
-            self.setup("validate")
-        if self.val_set is None:
-            rank_zero_warn(f"no validation data: neither valA/valB nor testA/testB in {self.root}")
-            return []
-        return self._loader(self.val_set, train=False, batch_size=self._eval_batch_size(), preprocess=self.preprocess)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        """Deterministic batches of the whole test set (testA[i] with testB[i % |testB|])."""
-        if self.test_set is None:
-            self.setup("test")
-        assert self.test_set is not None
-        return self._loader(self.test_set, train=False, batch_size=self._eval_batch_size(), preprocess=self.preprocess)
+    def _no_validation_message(self) -> str:
+        return f"no validation data: neither valA/valB nor testA/testB in {self.root}"
 
     def predict_dataloader(self) -> DataLoader[Any]:
         """The testA images as ``{"image", "path"}`` batches (eval preprocessing)."""
@@ -322,7 +338,7 @@ def _detect_layout(split_dir: Path) -> Literal["aligned", "folders"]:
     return "folders" if (split_dir / "A").is_dir() and (split_dir / "B").is_dir() else "aligned"
 
 
-class PairedDataModule(_BaseDataModule):
+class PairedDataModule(_TwoDomainDataModule):
     """Pixel-aligned pairs for pix2pix, in ``train/``, ``val/`` and ``test/`` split folders.
 
     ``layout="aligned"``: each split folder holds A|B side-by-side images (the classic pix2pix
@@ -441,31 +457,8 @@ class PairedDataModule(_BaseDataModule):
                 raise DataError(f"dataset folder not found: {self.data_root / 'test'} (nor {self.data_root / 'val'})")
             self.test_set = self._dataset(split_dir, False, None)
 
-    def _eval_batch_size(self) -> int:
-        return self.batch_size if self.preprocess in FIXED_SIZE_PREPROCESS else 1
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled training batches ``{"A", "B", "A_path", "B_path"}`` (A and B pixel-aligned)."""
-        if self.train_set is None:
-            self.setup("fit")
-        assert self.train_set is not None
-        return self._loader(self.train_set, train=True, batch_size=self.batch_size, preprocess=self.preprocess)
-
-    def val_dataloader(self) -> DataLoader[Any] | list[Any]:
-        """Deterministic batches of the first ``val_max_images`` val (or test) pairs."""
-        if self.val_set is None:
-            self.setup("validate")
-        if self.val_set is None:
-            rank_zero_warn(f"no validation data: neither val/ nor test/ in {self.data_root}")
-            return []
-        return self._loader(self.val_set, train=False, batch_size=self._eval_batch_size(), preprocess=self.preprocess)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        """Deterministic batches of all test (or val) pairs."""
-        if self.test_set is None:
-            self.setup("test")
-        assert self.test_set is not None
-        return self._loader(self.test_set, train=False, batch_size=self._eval_batch_size(), preprocess=self.preprocess)
+    def _no_validation_message(self) -> str:
+        return f"no validation data: neither val/ nor test/ in {self.data_root}"
 
 
 class ImageFolderDataModule(_BaseDataModule):
