@@ -235,7 +235,7 @@ def test_adam_is_fused_on_gpu_and_matches_the_default_kernel(model: str) -> None
     optimizers = optimizers[0] if isinstance(optimizers, tuple) else optimizers
     assert all(opt.param_groups[0]["fused"] for opt in optimizers)
     # Same updates as torch's foreach Adam (the classic code's), to float rounding.
-    params = [p for p in module.parameters()]
+    params = list(module.parameters())
     twins = [p.detach().clone().requires_grad_() for p in params]
     fused = torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), fused=True)
     default = torch.optim.Adam(twins, lr=2e-4, betas=(0.5, 0.999))
