@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Collection, Iterable, Mapping, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -35,6 +35,37 @@ def image_grid(rows: Sequence[Tensor], max_images: int = 4) -> np.ndarray:
     tiles = torch.stack([row[:count].detach().float().cpu() for row in rows], dim=1).flatten(0, 1)
     grid = make_grid(tiles, nrow=columns, padding=2, pad_value=1.0, normalize=False)
     return tensor_to_uint8(grid.clamp(-1, 1))
+
+
+class TrainingLogWindow:
+    """Training values (0-d tensors) summed on their device between two reads, weighted by batch size.
+
+    ``add`` queues two small kernels and never waits for the device; ``take`` reads the window's means back
+    in one transfer and starts a new window.
+    """
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] | None = None
+        self.sums: Tensor | None = None
+        self.weight = 0
+        self.flushed_once = False
+
+    def add(self, values: Mapping[str, Tensor], weight: int) -> None:
+        stacked = torch.stack([value.detach().float().reshape(()) for value in values.values()]) * weight
+        if self.sums is None:
+            self.names, self.sums = tuple(values), stacked
+        else:
+            self.sums = self.sums + stacked
+        self.weight += weight
+
+    def take(self) -> tuple[dict[str, Tensor], int]:
+        """The window's means as CPU tensors and its total weight; empties the window."""
+        if self.sums is None or self.names is None or self.weight == 0:
+            return {}, 0
+        means = (self.sums / self.weight).cpu()
+        taken = dict(zip(self.names, means.unbind())), self.weight
+        self.names, self.sums, self.weight, self.flushed_once = None, None, 0, True
+        return taken
 
 
 class GANModule(pl.LightningModule):
@@ -122,9 +153,62 @@ class GANModule(pl.LightningModule):
         bad = {f"{prefix}{name}": float(v) for name, v in zip(losses, values.tolist()) if not np.isfinite(v)}
         raise NonFiniteLossError(nonfinite_message(trainer, bad or {"a loss on another process": float("nan")}))
 
-    def log_learning_rates(self, **optimizers: Any) -> None:
-        for name, optimizer in optimizers.items():
-            self.log(f"train/lr_{name}", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
+    # --- training logs --------------------------------------------------------------------------------
+    def log_training_values(
+        self,
+        values: Mapping[str, Tensor],
+        batch_size: int,
+        prog_bar: Collection[str] = (),
+        optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+    ) -> None:
+        """Log a training step's ``values`` (step values and epoch means), reading the device only when logs are due.
+
+        The values are summed on their device (:class:`TrainingLogWindow`) and handed to ``self.log`` as CPU
+        means over the window on the steps the loggers write (every ``trainer.log_every_n_steps`` batches), on
+        the first batch of a fit (so the progress bar shows losses at once), on an epoch's last batch (so the
+        epoch means are exact) and when training stops. Logging device values every step made Lightning read
+        each back every step (the progress bar, the NaN check of callbacks): a stall of the GPU per value
+        (benchmarks/RESULTS.md). ``optimizers`` (name -> optimizer) adds ``train/lr_<name>`` on those steps.
+        """
+        window = self._log_window
+        if window.names is not None and tuple(values) != window.names:
+            self._flush_training_log(prog_bar, optimizers)  # another set of terms: close the old window
+        window.add(values, batch_size)
+        if self._training_log_due():
+            self._flush_training_log(prog_bar, optimizers)
+
+    def _training_log_due(self) -> bool:
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = trainer.log_every_n_steps
+        batches_logged = trainer.fit_loop.epoch_loop._batches_that_stepped  # Lightning's own logging clock
+        return (
+            not self._log_window.flushed_once
+            or (every > 0 and (batches_logged + 1) % every == 0)
+            or trainer.is_last_batch
+            or trainer.should_stop
+            or (trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps)
+        )
+
+    def _flush_training_log(
+        self, prog_bar: Collection[str], optimizers: Mapping[str, torch.optim.Optimizer] | None
+    ) -> None:
+        means, weight = self._log_window.take()
+        for name, value in means.items():
+            # batch_size = samples in the window: Lightning's weighted epoch mean stays the mean over samples.
+            self.log(name, value, prog_bar=name in prog_bar, on_step=True, on_epoch=True, batch_size=weight)
+        for name, optimizer in (optimizers or {}).items():
+            lr = torch.tensor(float(optimizer.param_groups[0]["lr"]))  # a CPU tensor: no copy to the device
+            self.log(f"train/lr_{name}", lr, on_step=True, on_epoch=False)
+
+    @property
+    def _log_window(self) -> TrainingLogWindow:
+        # Created lazily: subclasses' __init__ may not call ours first, and checkpoints never hold it.
+        window = self.__dict__.get("_training_log_window")
+        if window is None:
+            window = self.__dict__["_training_log_window"] = TrainingLogWindow()
+        return window
 
     # --- pictures -------------------------------------------------------------------------------
     @property

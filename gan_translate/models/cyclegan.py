@@ -175,12 +175,9 @@ class CycleGAN(TranslationGAN):
             self.manual_backward(d_total)
             opt_d.step()
 
-        batch_size = real_a.shape[0]
-        logged = {f"train/{k}": v.detach() for k, v in {**g_losses, **d_losses}.items()}
-        self.log_dict(logged, on_step=True, on_epoch=True, batch_size=batch_size)
-        self.log("train/g_total", g_total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
-        self.log("train/d_total", d_total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
-        self.log_learning_rates(g=opt_g.optimizer, d=opt_d.optimizer)
+        logged = {f"train/{k}": v for k, v in {**g_losses, **d_losses, "g_total": g_total, "d_total": d_total}.items()}
+        self.log_training_values(logged, real_a.shape[0], prog_bar=("train/g_total", "train/d_total"),
+                                 optimizers={"g": opt_g.optimizer, "d": opt_d.optimizer})
 
         every = self.hparams.sample_every_n_steps
         if every and self.iteration % every == 0:

@@ -260,20 +260,16 @@ class DCGAN(GANModule):
             opt_g.step()
 
         d_real, d_fake = d_real.detach(), d_fake.detach()
-        self.log("train/d_loss", d_loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
-        self.log("train/g_loss", g_loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
-        self.log_dict(
-            {
-                # D's belief that its input is real (sigmoid of the logits; exact for the vanilla loss).
-                "train/d_real_mean": torch.sigmoid(d_real).mean(),
-                "train/d_fake_mean": torch.sigmoid(d_fake).mean(),
-                "train/d_acc_real": (d_real > self._threshold).float().mean(),
-                "train/d_acc_fake": (d_fake <= self._threshold).float().mean(),
-            },
-            on_step=True,
-            on_epoch=True,
-            batch_size=n,
-        )
+        logged = {
+            "train/d_loss": d_loss,
+            "train/g_loss": g_loss,
+            # D's belief that its input is real (sigmoid of the logits; exact for the vanilla loss).
+            "train/d_real_mean": torch.sigmoid(d_real).mean(),
+            "train/d_fake_mean": torch.sigmoid(d_fake).mean(),
+            "train/d_acc_real": (d_real > self._threshold).float().mean(),
+            "train/d_acc_fake": (d_fake <= self._threshold).float().mean(),
+        }
+        self.log_training_values(logged, n, prog_bar=("train/d_loss", "train/g_loss"))
 
         every = self.hparams.sample_every_n_steps
         if every and self.iteration > 0 and self.iteration % every == 0:
