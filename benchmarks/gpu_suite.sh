@@ -2,7 +2,8 @@
 # The GPU figures of benchmarks/RESULTS.md, part by part, each part's JSON into OUT_DIR:
 #   bash benchmarks/gpu_suite.sh OUT_DIR check     # GPU tests + the README quickstart trained and translated on the GPU
 #   bash benchmarks/gpu_suite.sh OUT_DIR main      # every model and translate, fp32 / bf16 / bf16 + channels-last, vs the classic code
-#   bash benchmarks/gpu_suite.sh OUT_DIR no-tf32   # training in strict fp32 (no TF32 tensor cores), vs the classic code
+#   bash benchmarks/gpu_suite.sh OUT_DIR train     # training at the classic settings vs the classic code, fp32 / bf16, and without the NaN guard
+#   bash benchmarks/gpu_suite.sh OUT_DIR no-tf32   # training in strict fp32 (no TF32 tensor cores): vs the classic code, and at batch 32
 #   bash benchmarks/gpu_suite.sh OUT_DIR scaling   # images/s and peak memory against batch size, training and inference
 #   bash benchmarks/gpu_suite.sh OUT_DIR compile   # torch.compile variants
 # A dedicated GPU is not a shared CPU: one round with more steps is enough (the spread is in the JSON).
@@ -35,10 +36,20 @@ main)
     bench --mode paired --rounds 1 --warmup 5 --steps 20 --variants fp32,bf16,bf16+cl --infer-batch 8,32 \
         --json "$out/results-cuda.json"
     ;;
+train)
+    # Each model's training step at the classic settings, step by step against the classic code.
+    bench --mode paired --kinds train --rounds 1 --warmup 5 --steps 30 --variants fp32,bf16 \
+        --json "$out/results-cuda-train.json"
+    # The same without the per-step NaN guard (a device sync per optimiser step): its price.
+    bench --mode paired --kinds train --rounds 1 --warmup 5 --steps 30 --variants fp32 --skip-nan-check \
+        --json "$out/results-cuda-train-no-nan-check.json"
+    ;;
 no-tf32)
     # torch lets cuDNN run fp32 convolutions as TF32 by default; this is the strict-fp32 reference.
     bench --mode paired --kinds train --rounds 1 --warmup 5 --steps 20 --variants fp32 --no-tf32 \
         --json "$out/results-cuda-train-no-tf32.json"
+    bench --models cyclegan,pix2pix --kinds train --mode solo --batch 32 --variants fp32 --no-tf32 \
+        --warmup 2 --steps 6 --rounds 1 --no-classic --json "$out/results-cuda-train-no-tf32-b32.json"
     ;;
 scaling)
     # images/s against batch size (solo: peak memory per case), training and inference.
@@ -50,6 +61,10 @@ scaling)
         --no-classic --json "$out/results-cuda-infer-batch.json"
     ;;
 compile)
+    # Where the GPU is busy (batch 32): does fusing norm + activation kernels widen bf16's lead over fp32?
+    bench --models cyclegan,pix2pix --kinds train --mode solo --batch 32 --variants compile,bf16+compile \
+        --warmup 3 --steps 8 --rounds 1 --no-classic --json "$out/results-cuda-compile-b32.json"
+    # At the classic settings against the classic code, and translate.
     bench --mode paired --rounds 1 --warmup 3 --steps 20 --variants compile,bf16+compile --infer-batch 32 \
         --json "$out/results-cuda-compile.json"
     ;;

@@ -42,13 +42,26 @@ def _hinge_target(logits: Tensor, is_real: bool) -> Tensor:
     return F.relu(1.0 - logits).mean() if is_real else F.relu(1.0 + logits).mean()
 
 
+def _lsgan_generator(fake_logits: Tensor) -> Tensor:
+    return _lsgan_target(fake_logits, True)
+
+
+def _vanilla_generator(fake_logits: Tensor) -> Tensor:
+    return _vanilla_target(fake_logits, True)
+
+
+def _hinge_generator(fake_logits: Tensor) -> Tensor:
+    return -fake_logits.mean()
+
+
+# Module-level functions, not lambdas: the models hold these, and `strategy: ddp_spawn` pickles the model.
 for _loss in (
     # LSGAN (Mao et al. 2017): least squares towards 1 / 0; CycleGAN's default.
-    AdversarialLoss("lsgan", _lsgan_target, lambda fake: _lsgan_target(fake, True)),
+    AdversarialLoss("lsgan", _lsgan_target, _lsgan_generator),
     # Non-saturating GAN (Goodfellow et al.): the generator maximises log D(G(z)); pix2pix / DCGAN default.
-    AdversarialLoss("vanilla", _vanilla_target, lambda fake: _vanilla_target(fake, True)),
+    AdversarialLoss("vanilla", _vanilla_target, _vanilla_generator),
     # Hinge (Lim & Ye 2017; SAGAN): the generator raises the critic's score directly.
-    AdversarialLoss("hinge", _hinge_target, lambda fake: -fake.mean()),
+    AdversarialLoss("hinge", _hinge_target, _hinge_generator),
 ):
     ADVERSARIAL_LOSSES.register(_loss.name)(_loss)
 

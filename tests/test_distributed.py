@@ -213,6 +213,53 @@ def test_validation_metrics_are_synced(ddp_runs: Path) -> None:
     assert torch.isfinite(torch.as_tensor(callback["best_model_score"]))
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_models_survive_the_pickling_of_spawned_processes(model: str, synthetic_root: Path) -> None:
+    # `strategy: ddp_spawn` sends the module to its processes with torch.multiprocessing's pickler: the loss
+    # functions it holds must be importable and the image pools' random generators must travel with their state.
+    import io
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    from gan_translate.models import MODELS as REGISTRY
+
+    kwargs = {"dcgan": {"resolution": 32, "latent_dim": 8}}.get(model, {})
+    module = REGISTRY.get(model)(ngf=4, ndf=4, **kwargs)
+    pools = [getattr(module, name) for name in ("pool_a", "pool_b") if hasattr(module, name)]
+    for pool in pools:
+        torch.rand(3, generator=pool.generator)  # a state that is not the seed's
+    buffer = io.BytesIO()
+    ForkingPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(module)
+    copy = pickle.loads(buffer.getvalue())
+    _assert_same_state(module.state_dict(), copy.state_dict(), atol=0.0, rtol=0.0)
+    assert copy.gan_loss.generator(torch.ones(2)) == module.gan_loss.generator(torch.ones(2))
+    for name, pool in zip(("pool_a", "pool_b"), pools):
+        assert torch.equal(getattr(copy, name).generator.get_state(), pool.generator.get_state())
+        assert torch.equal(torch.rand(3, generator=getattr(copy, name).generator), torch.rand(3, generator=pool.generator))
+
+
+def test_ddp_spawn_trains_through_the_cli(synthetic_root: Path, tmp_path: Path) -> None:
+    """``--trainer.strategy ddp_spawn`` (notebooks, Windows): the CLI's trainer, callbacks and model all pickle.
+
+    In a subprocess, as a user runs it: the W&B run the parent opens must not outlive pytest's session.
+    """
+    args = [*model_args("cyclegan", synthetic_root, tmp_path, batch_size=2), "--trainer.devices", "2",
+            "--trainer.strategy", "ddp_spawn", "--trainer.accelerator", "cpu", "--model.pool_size", "4"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1",
+           "WANDB_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-c", "import sys; from gan_translate.cli import main; sys.exit(main(sys.argv[1:]))",
+               "fit", *args]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    rank0, rank1 = _ranks(tmp_path)
+    assert (rank0["world_size"], rank1["world_size"]) == (2, 2)
+    _assert_same_state(rank0["state"], rank1["state"], atol=0.0, rtol=0.0)
+    assert not torch.equal(rank0["pools"]["pool_a"], rank1["pools"]["pool_a"])  # a stream per process
+    assert len(checkpoints(tmp_path, "last*.ckpt")) == 1
+    assert len({run.name.rsplit("-", 1)[1] for run in tmp_path.rglob("offline-run-*")}) == 1  # one W&B run
+    assert load_raw(checkpoints(tmp_path, "last*.ckpt")[0])["global_step"] == 2 * 2
+
+
 def _ddp_main(data: Path, out: Path) -> None:
     """Entry of each torchrun process: the three models, one after the other, in one process group."""
     from gan_translate.cli import main

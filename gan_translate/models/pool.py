@@ -44,6 +44,20 @@ class ImagePool:
                 out.append(image)
         return torch.cat(out, 0)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A torch.Generator pickles its state as a temporary tensor, which torch.multiprocessing (``strategy:
+        # ddp_spawn`` sends the model to its processes) shares by a file descriptor that is closed before the
+        # child starts ("bad value(s) in fds_to_keep"): pickle the state as bytes.
+        state = self.__dict__.copy()
+        state["generator"] = self.generator.get_state().numpy().tobytes()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        generator_state = torch.frombuffer(bytearray(state.pop("generator")), dtype=torch.uint8)
+        self.__dict__.update(state)
+        self.generator = torch.Generator()
+        self.generator.set_state(generator_state)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "size": self.size,

@@ -1,0 +1,106 @@
+"""The LightningCLI behind ``gan-translate fit / validate / test / predict``.
+
+Module-level classes (not defined inside a function): ``strategy: ddp_spawn`` pickles the trainer, and with it
+the config-saving callback that refers back to this CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from lightning.pytorch.cli import LightningCLI
+
+from gan_translate.callbacks.run_config import RunConfigSaver
+
+
+def _check_ckpt_path(config):  # noqa: ANN001, ANN202 - a jsonargparse Namespace -> checkpoint dict or None
+    """Read ``--ckpt_path`` safely before Lightning does: refuse (one line) a file that could run code, is not a
+    gan-translate checkpoint, is truncated, or holds another model type than the one configured."""
+    ckpt_path = config.get("ckpt_path") if config is not None else None
+    if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+        return None
+    from gan_translate.checkpoint import load_checkpoint, model_name
+    from gan_translate.errors import CheckpointError
+
+    checkpoint = load_checkpoint(ckpt_path, mmap=True)
+    class_path = str(getattr(config.get("model"), "class_path", "") or "")
+    if class_path:
+        import importlib
+
+        module, _, name = class_path.rpartition(".")
+        try:
+            expected = getattr(getattr(importlib.import_module(module), name), "model_name", "")
+        except (ImportError, AttributeError, ValueError):
+            expected = ""
+        if expected and model_name(checkpoint) != expected:
+            raise CheckpointError(
+                f"{checkpoint['_path']} is a {model_name(checkpoint)} checkpoint; it cannot resume the {expected} "
+                "model of this config"
+            )
+    return checkpoint
+
+
+def _continue_wandb_run(config, checkpoint=None) -> None:  # noqa: ANN001 - a jsonargparse Namespace
+    """When resuming with ``--ckpt_path``, log into the checkpoint's W&B run (and its run folder)."""
+    ckpt_path = config.get("ckpt_path") if config is not None else None
+    logger = config.get("trainer", {}).get("logger") if config is not None else None
+    if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry") or logger is None:
+        return
+    loggers = logger if isinstance(logger, list) else [logger]
+    targets = [lg for lg in loggers if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger")]
+    if not targets:
+        return
+    from gan_translate.checkpoint import load_checkpoint
+
+    run_id = (checkpoint or load_checkpoint(ckpt_path)).get("gan_translate", {}).get("wandb_run_id")
+    for target in targets:
+        init_args = target.get("init_args")
+        if run_id and init_args is not None and not init_args.get("id"):
+            init_args["id"] = run_id
+
+
+class GanTranslateCLI(LightningCLI):
+    """LightningCLI plus the Reliability callback, a safe ``--ckpt_path`` check, W&B run continuation and
+    atomic checkpoint writes."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
+        from gan_translate.callbacks.reliability import Reliability
+
+        # Always present (periodic/on-signal last.ckpt, NaN guard, exact resume); tuned by --reliability.*
+        parser.add_lightning_class_args(Reliability, "reliability")
+
+    def parse_arguments(self, parser, args) -> None:  # noqa: ANN001
+        super().parse_arguments(parser, args)
+        # Before LightningCLI itself reads --ckpt_path (for its hyperparameters) and long before Trainer.fit.
+        subcommand = self.config.get("subcommand")
+        self._checkpoint = _check_ckpt_path(self.config.get(subcommand) if subcommand else self.config)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        _continue_wandb_run(config, getattr(self, "_checkpoint", None))
+        self._checkpoint = None  # do not hold the weights in memory during training
+
+    def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN202
+        from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+        from gan_translate.checkpoint_io import AtomicCheckpointIO
+
+        trainer = super().instantiate_trainer(**kwargs)
+        # Atomic saves and weights_only loads, unless a checkpoint plugin of another kind was configured.
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+
+def run_lightning_cli(args: Sequence[str]) -> None:
+    """Run ``fit`` / ``validate`` / ``test`` / ``predict`` with ``args`` (the subcommand first)."""
+    GanTranslateCLI(
+        save_config_callback=RunConfigSaver,
+        save_config_kwargs={"save_to_log_dir": False},
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        args=list(args),
+        # Parse errors raise (and main() prints them as one line) instead of printing usage and exiting.
+        parser_kwargs={"default_env": False, "exit_on_error": False},
+    )
