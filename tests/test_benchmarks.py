@@ -1,0 +1,35 @@
+"""The benchmark scripts run (smoke: tiny sizes, one step); their numbers are recorded in benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+
+def test_step_overhead_prints_milliseconds_per_iteration(capsys: pytest.CaptureFixture[str]) -> None:
+    import step_overhead
+
+    assert step_overhead.main(["--models", "pix2pix", "--iterations", "6", "--skip", "2", "--repeats", "1", "--log-every", "2"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    match = re.fullmatch(r"pix2pix: ([0-9.]+) ms per iteration \(runs: [0-9.]+; log_every_n_steps=2\)", line)
+    assert match and float(match.group(1)) > 0, line
+
+
+def test_bench_writes_timed_steps_for_ours_and_the_classic_code(tmp_path: Path) -> None:
+    import bench
+
+    out = tmp_path / "results.json"
+    assert bench.main(["--quick", "--models", "dcgan", "--kinds", "train", "--variants", "fp32", "--mode", "paired",
+                       "--rounds", "1", "--warmup", "1", "--steps", "1", "--size", "64", "--batch", "4",
+                       "--skip-nan-check", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["key"] == "paired/train/dcgan/ours/fp32/64px/b4" and row["nan_check"] is False, row
+    assert row["median_s"] > 0 and row["classic_median_s"] > 0, row
