@@ -339,6 +339,23 @@ def test_paired_datamodule_layouts(tmp_path: Path, layout: str) -> None:
     assert (val["A"] + val["B"]).abs().max() <= PIXEL_TOL
     dm.setup("test")  # no test/: falls back to val/
     assert len(dm.test_dataloader().dataset) == 2
+    predict = PairedDataModule(str(root), layout=layout, batch_size=2, **_dm_kw())
+    batches = list(predict.predict_dataloader())  # `gan-translate predict` on paired data: the test (here val) pairs
+    assert [b["A"].shape[0] for b in batches] == [2] and torch.equal(batches[0]["A"], val["A"])
+
+
+def test_pix2pix_predicts_from_the_paired_datamodule(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    from gan_translate.models import Pix2Pix
+
+    _aligned_folder(tmp_path / "p" / "test", n=3)
+    data = PairedDataModule(str(tmp_path / "p"), batch_size=2, **_dm_kw())
+    model = Pix2Pix(generator="unet", generator_args={"num_downs": 5}, ngf=4, ndf=4)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    outputs = trainer.predict(model, datamodule=data)
+    assert [tuple(o.shape) for o in outputs] == [(2, 3, 32, 32), (1, 3, 32, 32)]
+    assert all(o.abs().max() <= 1 for o in outputs)
 
 
 def test_image_folder_datamodule(tmp_path: Path) -> None:

@@ -451,7 +451,7 @@ class PairedDataModule(_TwoDomainDataModule):
         if stage in (None, "fit", "validate"):
             split_dir = self._split_dir("val", "test")
             self.val_set = _first(self._dataset(split_dir, False, None), self.val_max_images) if split_dir else None
-        if stage in (None, "test"):
+        if stage in (None, "test", "predict"):
             split_dir = self._split_dir("test", "val")
             if split_dir is None:
                 raise DataError(f"dataset folder not found: {self.data_root / 'test'} (nor {self.data_root / 'val'})")
@@ -459,6 +459,10 @@ class PairedDataModule(_TwoDomainDataModule):
 
     def _no_validation_message(self) -> str:
         return f"no validation data: neither val/ nor test/ in {self.data_root}"
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        """The test pairs (else val) in order: ``predict`` translates their inputs (``A`` after ``direction``)."""
+        return self.test_dataloader()
 
 
 class ImageFolderDataModule(_BaseDataModule):
