@@ -6,7 +6,10 @@ the config-saving callback that refers back to this CLI.
 
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+import importlib
+import warnings
+from typing import Any, Sequence
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -59,6 +62,52 @@ def _continue_wandb_run(config, checkpoint=None) -> None:  # noqa: ANN001 - a js
             init_args["id"] = run_id
 
 
+def _command_line_model_args(args: Sequence[str], config) -> dict[str, Any]:  # noqa: ANN001 - a jsonargparse Namespace
+    """The model arguments given as ``--model.<name>`` flags on the command line, with their parsed values."""
+    names = []
+    for token in args:
+        if token.startswith("--model."):
+            name = token[len("--model."):].split("=", 1)[0].removeprefix("init_args.").split(".", 1)[0]
+            if name and name not in ("class_path", "dict_kwargs") and name not in names:
+                names.append(name)
+    given = {}
+    for name in names:
+        value = config.get(f"model.init_args.{name}") if config is not None else None
+        if value is not None:
+            given[name] = copy.deepcopy(value)
+    return given
+
+
+def _apply_command_line_over_checkpoint(config, given: dict[str, Any]) -> None:  # noqa: ANN001 - a jsonargparse Namespace
+    """LightningCLI replaced the model's arguments with a ``--ckpt_path`` checkpoint's hyperparameters. Put back the
+    command-line values the model allows to change on a saved model (``GANModule.checkpoint_overridable_hparams``,
+    e.g. pix2pix's ``inference_mode``) and say which others were ignored, instead of dropping them silently."""
+    if not given or config is None:
+        return
+    from gan_translate.models import GANModule
+
+    class_path = str(config.get("model.class_path") or "")
+    module, _, name = class_path.rpartition(".")
+    try:
+        model_class = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return
+    overridable = model_class.checkpoint_overridable_hparams if issubclass(model_class, GANModule) else frozenset()
+    for key, value in given.items():
+        saved = config.get(f"model.init_args.{key}")
+        if saved == value:
+            continue
+        if key in overridable:
+            config[f"model.init_args.{key}"] = value
+        else:
+            warnings.warn(
+                f"--model.{key} {value!r} is ignored: the model is rebuilt from {config.get('ckpt_path')} with its "
+                f"{key}={saved!r}; train a new run (without --ckpt_path) to change it",
+                UserWarning,
+                stacklevel=2,
+            )
+
+
 class GanTranslateCLI(LightningCLI):
     """LightningCLI plus the Reliability callback, a safe ``--ckpt_path`` check, W&B run continuation and
     atomic checkpoint writes."""
@@ -73,10 +122,13 @@ class GanTranslateCLI(LightningCLI):
         super().parse_arguments(parser, args)
         # Before LightningCLI itself reads --ckpt_path (for its hyperparameters) and long before Trainer.fit.
         subcommand = self.config.get("subcommand")
-        self._checkpoint = _check_ckpt_path(self.config.get(subcommand) if subcommand else self.config)
+        section = self.config.get(subcommand) if subcommand else self.config
+        self._checkpoint = _check_ckpt_path(section)
+        self._command_line_model_args = _command_line_model_args(args, section)
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
+        _apply_command_line_over_checkpoint(config, getattr(self, "_command_line_model_args", {}))
         _continue_wandb_run(config, getattr(self, "_checkpoint", None))
         self._checkpoint = None  # do not hold the weights in memory during training
 

@@ -226,6 +226,20 @@ def test_offline_wandb_run_has_sample_grids(trained_run: Path) -> None:
     assert grid.dtype == np.uint8 and grid.max() > 0, "W&B images came out black"
 
 
+def test_command_line_inference_mode_applies_to_a_checkpoint_and_other_changes_are_reported(
+    trained_run: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LightningCLI rebuilds the model from --ckpt_path's hyperparameters, over the command line. A test-time
+    # behaviour given there must still apply; an architecture change cannot, and is reported, not dropped silently.
+    seen: list[tuple[str, int]] = []
+    monkeypatch.setattr(Pix2Pix, "on_test_start", lambda self: seen.append((self.hparams.inference_mode, self.hparams.ngf)))
+    args = [*tiny_pix2pix_args(synthetic_root / "paired", tmp_path, epochs=1, batches=1),
+            "--ckpt_path", str(checkpoints(trained_run)[0]), "--model.inference_mode", "classic", "--model.ngf=16"]
+    with pytest.warns(UserWarning, match=r"--model\.ngf 16 is ignored: the model is rebuilt from .*last\.ckpt with its ngf=8"):
+        assert main(["test", *args]) == 0
+    assert seen == [("classic", 8)]
+
+
 def _write(path: Path, size: tuple[int, int], mode: str = "RGB") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(sum(size))

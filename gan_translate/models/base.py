@@ -75,6 +75,9 @@ class GANModule(pl.LightningModule):
     """
 
     model_name: ClassVar[str] = ""
+    # Hyperparameters a command line may change when it reuses a checkpoint (``--ckpt_path``): they shape no
+    # weight and no optimiser state. The CLI keeps the checkpoint's value for every other one (and says so).
+    checkpoint_overridable_hparams: ClassVar[frozenset[str]] = frozenset({"sample_every_n_steps", "num_samples"})
 
     def __init__(self) -> None:
         super().__init__()

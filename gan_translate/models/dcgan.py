@@ -136,6 +136,7 @@ class DCGAN(GANModule):
     """
 
     model_name = "dcgan"
+    checkpoint_overridable_hparams = frozenset({"sample_every_n_steps", "make_gif", "gif_frame_ms"})
 
     def __init__(
         self,

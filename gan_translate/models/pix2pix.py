@@ -12,7 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from gan_translate.errors import UserError
 from gan_translate.losses import adversarial_loss, discriminator_loss, l1
 from gan_translate.metrics import paired_metrics, to_unit_range
-from gan_translate.models.base import TranslationGAN, image_grid, linear_decay_schedule
+from gan_translate.models.base import GANModule, TranslationGAN, image_grid, linear_decay_schedule
 from gan_translate.nn import build_discriminator, build_generator
 
 __all__ = ["INFERENCE_MODES", "InferenceMode", "Pix2Pix", "Pix2PixInference", "inference_behaviour"]
@@ -135,6 +135,8 @@ class Pix2Pix(TranslationGAN):
     """
 
     model_name = "pix2pix"
+    # Test-time behaviour: `test --ckpt_path ... --model.inference_mode classic` scores a saved model another way.
+    checkpoint_overridable_hparams = GANModule.checkpoint_overridable_hparams | {"inference_mode"}
 
     def __init__(
         self,
