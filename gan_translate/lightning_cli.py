@@ -15,31 +15,36 @@ from lightning.pytorch.cli import LightningCLI
 
 from gan_translate.callbacks.run_config import RunConfigSaver
 
+# Values of --ckpt_path that Lightning resolves itself (no file to read here).
+_CHECKPOINT_ALIASES = ("last", "best", "hpc", "registry")
+
+
+def _configured_model_class(config) -> type | None:  # noqa: ANN001 - a jsonargparse Namespace
+    """The model class named by the config's ``model.class_path``, or None when it does not resolve."""
+    class_path = str(getattr(config.get("model"), "class_path", "") or "") if config is not None else ""
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
 
 def _check_ckpt_path(config):  # noqa: ANN001, ANN202 - a jsonargparse Namespace -> checkpoint dict or None
     """Read ``--ckpt_path`` safely before Lightning does: refuse (one line) a file that could run code, is not a
     gan-translate checkpoint, is truncated, or holds another model type than the one configured."""
     ckpt_path = config.get("ckpt_path") if config is not None else None
-    if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+    if not ckpt_path or ckpt_path in _CHECKPOINT_ALIASES:
         return None
     from gan_translate.checkpoint import load_checkpoint, model_name
     from gan_translate.errors import CheckpointError
 
     checkpoint = load_checkpoint(ckpt_path, mmap=True)
-    class_path = str(getattr(config.get("model"), "class_path", "") or "")
-    if class_path:
-        import importlib
-
-        module, _, name = class_path.rpartition(".")
-        try:
-            expected = getattr(getattr(importlib.import_module(module), name), "model_name", "")
-        except (ImportError, AttributeError, ValueError):
-            expected = ""
-        if expected and model_name(checkpoint) != expected:
-            raise CheckpointError(
-                f"{checkpoint['_path']} is a {model_name(checkpoint)} checkpoint; it cannot resume the {expected} "
-                "model of this config"
-            )
+    expected = getattr(_configured_model_class(config), "model_name", "")
+    if expected and model_name(checkpoint) != expected:
+        raise CheckpointError(
+            f"{checkpoint['_path']} is a {model_name(checkpoint)} checkpoint; it cannot resume the {expected} "
+            "model of this config"
+        )
     return checkpoint
 
 
@@ -47,7 +52,7 @@ def _continue_wandb_run(config, checkpoint=None) -> None:  # noqa: ANN001 - a js
     """When resuming with ``--ckpt_path``, log into the checkpoint's W&B run (and its run folder)."""
     ckpt_path = config.get("ckpt_path") if config is not None else None
     logger = config.get("trainer", {}).get("logger") if config is not None else None
-    if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry") or logger is None:
+    if not ckpt_path or ckpt_path in _CHECKPOINT_ALIASES or logger is None:
         return
     loggers = logger if isinstance(logger, list) else [logger]
     targets = [lg for lg in loggers if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger")]
@@ -84,15 +89,7 @@ def _apply_command_line_over_checkpoint(config, given: dict[str, Any]) -> None: 
     e.g. pix2pix's ``inference_mode``) and say which others were ignored, instead of dropping them silently."""
     if not given or config is None:
         return
-    from gan_translate.models import GANModule
-
-    class_path = str(config.get("model.class_path") or "")
-    module, _, name = class_path.rpartition(".")
-    try:
-        model_class = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return
-    overridable = model_class.checkpoint_overridable_hparams if issubclass(model_class, GANModule) else frozenset()
+    overridable = getattr(_configured_model_class(config), "checkpoint_overridable_hparams", frozenset())
     for key, value in given.items():
         saved = config.get(f"model.init_args.{key}")
         if saved == value:

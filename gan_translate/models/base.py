@@ -83,6 +83,7 @@ class GANModule(pl.LightningModule):
         super().__init__()
         # GANs step two optimisers per batch in a fixed order: Lightning's automatic loop cannot.
         self.automatic_optimization = False
+        self._log_window = TrainingLogWindow()  # not module state: checkpoints never hold it
 
     # --- inference ------------------------------------------------------------------------------
     def translator(self, direction: str = "AtoB") -> nn.Module:
@@ -204,14 +205,6 @@ class GANModule(pl.LightningModule):
         for name, optimizer in (optimizers or {}).items():
             lr = torch.tensor(float(optimizer.param_groups[0]["lr"]))  # a CPU tensor: no copy to the device
             self.log(f"train/lr_{name}", lr, on_step=True, on_epoch=False)
-
-    @property
-    def _log_window(self) -> TrainingLogWindow:
-        # Created lazily: subclasses' __init__ may not call ours first, and checkpoints never hold it.
-        window = self.__dict__.get("_training_log_window")
-        if window is None:
-            window = self.__dict__["_training_log_window"] = TrainingLogWindow()
-        return window
 
     # --- pictures -------------------------------------------------------------------------------
     @property
