@@ -52,6 +52,18 @@ def unpickling_error(path: str | Path, error: BaseException) -> CheckpointError:
     return CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {detail}")
 
 
+def _check_looks_like_torch_file(path: Path) -> None:
+    """Name a file that is no torch.save output at all (an image, a text) before torch.load's cryptic errors."""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    if not head:
+        raise CheckpointError(f"{path} is empty (0 bytes): not a checkpoint")
+    if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip archive; very old versions a raw pickle
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (expected a .ckpt written by `gan-translate fit`, or an exported .safetensors)"
+        )
+
+
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """Read a gan-translate checkpoint with ``weights_only=True`` (tensors and plain containers only).
 
@@ -60,6 +72,7 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     path = resolve_checkpoint_path(path)
     if path.suffix == ".safetensors":
         return load_exported(path)
+    _check_looks_like_torch_file(path)
     try:
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)

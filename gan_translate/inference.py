@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -25,22 +25,33 @@ DIRECTIONS = ("AtoB", "BtoA")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a clear error."""
+    """``auto`` picks CUDA when present; a device this machine lacks or cannot name is a clear error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} asked for, but no CUDA GPU is available; use --device cpu")
     try:
-        return torch.device(device)
+        target = torch.device(device)
     except RuntimeError:
         raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device} asked for, but no CUDA GPU is available; use --device cpu")
+        count = torch.cuda.device_count()
+        if target.index is not None and not 0 <= target.index < count:
+            raise UserError(f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif target.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"--device {device} asked for, but Apple's MPS is not available here; use --device cpu")
+    elif target.type != "cpu":
+        raise UserError(f"--device {device} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    return target
 
 
-def pad_to_multiple(batch: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Pad H and W on the bottom/right up to a multiple; returns the padded batch and the original size."""
+def pad_to_multiple(batch: Tensor, multiple: int, min_size: int = 1) -> tuple[Tensor, tuple[int, int]]:
+    """Pad H and W on the bottom/right up to a multiple (and to at least ``min_size``); returns the padded
+    batch and the original size."""
     height, width = batch.shape[-2:]
-    pad_h = (-height) % multiple
-    pad_w = (-width) % multiple
+    pad_h = -(-max(height, min_size) // multiple) * multiple - height
+    pad_w = -(-max(width, min_size) // multiple) * multiple - width
     if pad_h == 0 and pad_w == 0:
         return batch, (height, width)
     # Reflection keeps edge statistics natural; it needs the pad to be smaller than the side.
@@ -93,13 +104,17 @@ class Translator:
     differ from fp32 by a few uint8 levels: benchmarks/RESULTS.md)."""
     channels_last: bool = False
     """Feed the network channels-last (NHWC) batches; set together with its weights by ``load_translator``."""
+    min_size: int = 1
+    """Smaller images are padded up to this many pixels a side (and cropped back): the network's smallest input."""
+    checkpoint_path: str = ""
+    """The file the generator was read from (a run folder resolves to its newest checkpoint)."""
 
     @torch.inference_mode()
     def translate_batch(self, batch: Tensor) -> Tensor:
         """NCHW in [-1, 1] (all the same size) -> NCHW in [-1, 1], same H and W."""
         from gan_translate.perf import autocast_dtype
 
-        padded, (height, width) = pad_to_multiple(batch.to(self.device), self.size_multiple)
+        padded, (height, width) = pad_to_multiple(batch.to(self.device), self.size_multiple, self.min_size)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
         dtype = autocast_dtype(self.precision)
@@ -187,19 +202,12 @@ def load_translator(
         network=network,
         device=target,
         size_multiple=int(getattr(network, "size_multiple", 1)),
+        min_size=int(getattr(network, "min_size", 1)),
         in_channels=in_channels,
         model_name=model_name(state),
         direction=direction,
         hparams=hparams,
         precision=precision,
         channels_last=channels_last,
+        checkpoint_path=str(state.get("_path", checkpoint)),
     )
-
-
-def translation_outputs(inputs: Sequence[tuple[Path, Path]], output_dir: Path, suffix: str = "") -> list[Path]:
-    """Output path for each ``(file, root)`` input: same relative name (plus ``suffix``) under ``output_dir``."""
-    outputs = []
-    for file, root in inputs:
-        relative = file.relative_to(root) if root != file else Path(file.name)
-        outputs.append(output_dir / relative.with_name(f"{relative.stem}{suffix}{relative.suffix}"))
-    return outputs

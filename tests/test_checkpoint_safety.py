@@ -158,14 +158,17 @@ def _truncated(tmp_path: Path) -> Path:
     [
         (lambda d: (torch.save({"weights": torch.zeros(2)}, d / "other.ckpt"), d / "other.ckpt")[1], "is not a gan-translate checkpoint"),
         (_truncated, "not a readable PyTorch checkpoint"),
-        (lambda d: ((d / "empty.ckpt").write_bytes(b""), d / "empty.ckpt")[1], "not a readable PyTorch checkpoint"),
-        (lambda d: ((d / "noise.ckpt").write_bytes(os.urandom(4096)), d / "noise.ckpt")[1], "not a readable PyTorch checkpoint"),
-        (lambda d: ((d / "notes.ckpt").write_text("hello\n"), d / "notes.ckpt")[1], "not a readable PyTorch checkpoint"),
+        (lambda d: ((d / "empty.ckpt").write_bytes(b""), d / "empty.ckpt")[1], "is empty (0 bytes): not a checkpoint"),
+        (lambda d: ((d / "noise.ckpt").write_bytes(b"\x01" + os.urandom(4095)), d / "noise.ckpt")[1], "is not a PyTorch checkpoint"),
+        (lambda d: ((d / "notes.ckpt").write_text("hello\n"), d / "notes.ckpt")[1], "is not a PyTorch checkpoint (expected a .ckpt"),
+        # a zip that is no torch archive, and a pickle stream cut short: torch.load's own failures
+        (lambda d: (zipfile.ZipFile(d / "zip.ckpt", "w").close(), d / "zip.ckpt")[1], "not a readable PyTorch checkpoint"),
+        (lambda d: ((d / "pickle.ckpt").write_bytes(b"\x80\x02"), d / "pickle.ckpt")[1], "not a readable PyTorch checkpoint"),
         (lambda d: write_checkpoint(d / "dcgan.ckpt", model_name="dcgan"), "is a dcgan checkpoint; `translate` needs one of: cyclegan, pix2pix"),
         (lambda d: (d / "emptydir").mkdir() or d / "emptydir", "no .ckpt file found under"),
         (lambda d: d / "missing.ckpt", "checkpoint not found"),
     ],
-    ids=["not-ours", "truncated", "empty", "noise", "text", "wrong-model", "empty-folder", "missing"],
+    ids=["not-ours", "truncated", "empty", "noise", "text", "zip", "pickle", "wrong-model", "empty-folder", "missing"],
 )
 def test_bad_checkpoint_files_are_one_line(tmp_path: Path, make, message: str, capsys: pytest.CaptureFixture) -> None:
     path = make(tmp_path)

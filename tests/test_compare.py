@@ -72,6 +72,16 @@ def test_stylize_writes_results_at_input_names_and_sizes(synthetic_root: Path, t
     assert "already exists; pass --overwrite" in capsys.readouterr().err
 
 
+def test_stylize_one_image_to_a_named_file(synthetic_root: Path, tmp_path: Path) -> None:
+    content = synthetic_root / "testA" / "000001.png"
+    out = tmp_path / "styled.jpg"
+    args = ["stylize", "--content", str(content), "--style", str(synthetic_root / "trainB"), "--output", str(out), *FAST]
+    assert main(args) == 0
+    assert Image.open(out).size == (32, 32)
+    summary = json.loads((tmp_path / "styled.stylize.json").read_text())  # beside it, named after it
+    assert len(summary["images"]) == 1 and summary["images"][0]["output"] == str(out)
+
+
 def test_compare_with_ground_truth(trained_run: Path, synthetic_root: Path, tmp_path: Path,
                                    capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cmp"

@@ -157,6 +157,77 @@ def test_translate_glob_and_refusals(trained_run: Path, tmp_path: Path, capsys: 
     assert err == [f"error: checkpoint not found: {tmp_path / 'nope.ckpt'}"]
 
 
+def _translate(run: Path, *args: str) -> int:
+    return main(["translate", "--checkpoint", str(run), "--device", "cpu", *args])
+
+
+def test_translate_images_smaller_than_the_network(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The ResNet's reflection pads and instance norms need a few pixels a side after the downsampling:
+    # thin and tiny images are padded up to its minimum and cropped back, not a crash that ends the folder.
+    sizes = {"dot.png": (1, 1), "two.png": (2, 2), "row.png": (300, 1), "column.png": (1, 300), "strip.png": (500, 3)}
+    for name, size in sizes.items():
+        _write(tmp_path / "in" / name, size)
+    assert _translate(trained_run, "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")) == 0
+    for name, size in sizes.items():
+        assert Image.open(tmp_path / "out" / name).size == size
+    # the summary names the checkpoint a run folder resolved to
+    assert str(checkpoints(trained_run)[-1]) in capsys.readouterr().out
+
+
+def test_translate_output_naming(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    inputs = tmp_path / "in"
+    _write(inputs / "a.png", (20, 16))
+    _write(inputs / "deep" / "one" / "b.png", (16, 16))
+    _write(inputs / "deep" / "two" / "b.png", (16, 20))
+    Image.open(inputs / "a.png").save(inputs / "scan", format="PNG")  # a readable image without an extension
+    Image.open(inputs / "a.png").save(inputs / "anim.gif")
+
+    # one input: --output may name the result file, even beside the input
+    assert _translate(trained_run, "--input", str(inputs / "a.png"), "--output", str(inputs / "a_b.jpg")) == 0
+    assert Image.open(inputs / "a_b.jpg").size == (20, 16)
+    assert _translate(trained_run, "--input", str(inputs / "a.png"), "--output", str(inputs / "a.png")) == 2
+    assert "refusing to overwrite input image" in capsys.readouterr().err
+    assert _translate(trained_run, "--input", str(inputs), "--output", str(tmp_path / "x.png")) == 2
+    assert "names one image file, but 5 input images were given" in capsys.readouterr().err
+
+    # a glob keeps the sub-folders below its first wildcard: the two b.png do not collide
+    assert _translate(trained_run, "--input", str(inputs / "**" / "b.png"), "--output", str(tmp_path / "g")) == 0
+    assert sorted(str(p.relative_to(tmp_path / "g")) for p in (tmp_path / "g").rglob("*.png")) == [
+        "deep/one/b.png", "deep/two/b.png"]
+
+    # an extension no writer knows gets .png appended (the file is read by its content); GIFs are images
+    assert _translate(trained_run, "--input", str(inputs / "scan"), str(inputs / "anim.gif"),
+                      "--output", str(tmp_path / "s")) == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["anim.gif", "scan.png"]
+
+    # an output folder inside the input folder: earlier results are not read back as inputs on a re-run
+    nested_out = inputs / "translated"
+    for _ in range(2):
+        assert _translate(trained_run, "--input", str(inputs), "--output", str(nested_out), "--overwrite") == 0
+    # a, a_b, the two b and anim (a folder scan takes image extensions only: not scan)
+    assert len([p for p in nested_out.rglob("*") if p.is_file()]) == 5
+    assert not (nested_out / "translated").exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "suffix", "message"),
+    [
+        ("notes.txt", "", "--output {tmp}/notes.txt is a file, not a folder; give a folder for the results"),
+        ("notes.txt/sub", "", "--output {tmp}/notes.txt/sub cannot be made: {tmp}/notes.txt is a file, not a folder"),
+        ("out", "sub/x", "--suffix 'sub/x' must not contain a path separator"),
+    ],
+)
+def test_translate_bad_output_is_one_line(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, output: str, suffix: str, message: str
+) -> None:
+    _write(tmp_path / "in" / "a.png", (16, 16))
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    args = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / output), "--suffix", suffix]
+    assert _translate(trained_run, *args) == 2
+    assert capsys.readouterr().err.strip() == "error: " + message.format(tmp=tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me\n"
+
+
 def test_unknown_command_is_one_line(capsys: pytest.CaptureFixture) -> None:
     assert main(["trian"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: unknown command 'trian'; valid commands: fit")

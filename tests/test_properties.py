@@ -7,10 +7,12 @@ sizes and pixels, and the resumable data stream (order and per-item seeds) survi
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -73,13 +75,16 @@ def test_tensor_round_trip_is_exact(image: np.ndarray) -> None:
 
 
 @FAST
-@given(h=sizes, w=sizes, multiple=st.sampled_from([1, 2, 4, 8, 16, 32, 64, 256]), seed=st.integers(0, 2**16))
-def test_pad_to_multiple_then_crop_restores_the_image(h: int, w: int, multiple: int, seed: int) -> None:
+@given(h=sizes, w=sizes, multiple=st.sampled_from([1, 2, 4, 8, 16, 32, 64, 256]), min_size=st.sampled_from([1, 4, 8, 20]),
+       seed=st.integers(0, 2**16))
+def test_pad_to_multiple_then_crop_restores_the_image(h: int, w: int, multiple: int, min_size: int, seed: int) -> None:
     batch = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-    padded, (oh, ow) = pad_to_multiple(batch, multiple)
+    padded, (oh, ow) = pad_to_multiple(batch, multiple, min_size)
     assert (oh, ow) == (h, w)
     assert padded.shape[-2] % multiple == 0 and padded.shape[-1] % multiple == 0
-    assert h <= padded.shape[-2] < h + multiple and w <= padded.shape[-1] < w + multiple
+    assert min(padded.shape[-2:]) >= min_size
+    for side, padded_side in zip((h, w), padded.shape[-2:]):
+        assert max(side, min_size) <= padded_side < max(side, min_size) + multiple
     assert torch.equal(padded[..., :h, :w], batch)
 
 
@@ -172,3 +177,27 @@ def test_training_stream_does_not_depend_on_workers(synthetic_root: Path) -> Non
     assert len(serial) == len(parallel) == 8
     assert all(torch.equal(a, b) for a, b in zip(serial, parallel))
     assert not torch.equal(serial[0], serial[4])  # epoch 1 is not a replay of epoch 0
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu", "unknown device 'gpu'"),
+        ("cuda:x", "unknown device 'cuda:x'"),
+        ("meta", "--device meta is not supported"),
+        ("xpu", "--device xpu is not supported"),
+        ("mps", "Apple's MPS is not available here"),
+    ],
+)
+def test_unusable_devices_are_one_line(device: str, message: str) -> None:
+    from gan_translate.errors import UserError
+    from gan_translate.inference import resolve_device
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(UserError, match=re.escape(message)):
+        resolve_device(device)
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU is available"):
+            resolve_device("cuda:1")

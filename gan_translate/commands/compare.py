@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from gan_translate.commands.inputs import check_output_folder, collect_inputs
+from gan_translate.commands.inputs import check_output_folder, collect_inputs, relative_names, result_name
 from gan_translate.commands.stylize import (
     _write_json,
     add_gatys_arguments,
@@ -53,10 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="translation direction")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in the output folder")
     add_gatys_arguments(parser)
-
-
-def _relative_names(inputs: Sequence[tuple[Path, Path]]) -> list[Path]:
-    return [file.relative_to(root) if root != file else Path(file.name) for file, root in inputs]
 
 
 def _ground_truth_files(names: Sequence[Path], folder: Path) -> list[Path]:
@@ -228,11 +224,11 @@ def run(args: argparse.Namespace) -> int:
     from gan_translate.inference import load_translator
 
     output_dir = Path(args.output)
-    inputs = collect_inputs(args.input)
-    names = _relative_names(inputs)
+    inputs = collect_inputs(args.input, exclude=output_dir)
+    names = relative_names(inputs)
     grids = [output_dir / "grids" / name.with_suffix(".png") for name in names]
-    translated = [output_dir / "translator" / name for name in names]
-    gatys = [output_dir / "gatys" / name for name in names]
+    translated = [output_dir / "translator" / result_name(name) for name in names]
+    gatys = [output_dir / "gatys" / result_name(name) for name in names]
     if output_dir.resolve() in {file.resolve().parent for file, _ in inputs}:
         raise UserError(f"output folder {output_dir} holds input images; choose another --output")
     for outputs in (grids, translated, gatys):

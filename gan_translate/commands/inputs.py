@@ -1,21 +1,47 @@
-"""Turning the user's FILE | DIR | GLOB arguments into image files, and guarding the output folder."""
+"""Turning the user's FILE | DIR | GLOB arguments into image files, naming the results, and guarding the output."""
 
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
+
+from PIL import Image
 
 from gan_translate.data.io import IMG_EXTENSIONS, list_images
 from gan_translate.errors import UserError
 
+#: What a result whose input has an extension no image writer knows (``photo``, ``scan.heic``) is saved as.
+FALLBACK_EXTENSION = ".png"
 
-def collect_inputs(specs: Sequence[str], recursive: bool = True) -> list[tuple[Path, Path]]:
+
+def _glob_root(path: Path) -> Path:
+    """The folder a glob pattern's matches are named relative to: its leading parts without wildcards."""
+    fixed = []
+    for part in path.parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and (path == folder or path.is_relative_to(folder))
+
+
+def collect_inputs(
+    specs: Sequence[str], recursive: bool = True, exclude: str | os.PathLike[str] | None = None
+) -> list[tuple[Path, Path]]:
     """Each image found, with the root its output name is taken relative to.
 
     A file is taken as is; a folder contributes its images (recursively, keeping sub-folders in the
-    output names); anything else is a glob pattern (``**`` allowed). Duplicates are dropped.
+    output names); anything else is a glob pattern (``**`` allowed), whose matches keep their sub-folders
+    below the pattern's fixed leading folders. Duplicates are dropped. Folders and patterns skip what lies
+    in ``exclude`` (the output folder, when it sits inside an input folder: earlier results are not inputs),
+    unless the folder or pattern itself lies in it.
     """
+    excluded = Path(exclude).expanduser().resolve() if exclude is not None else None
     found: dict[Path, tuple[Path, Path]] = {}
     for spec in specs:
         path = Path(spec).expanduser()
@@ -24,12 +50,15 @@ def collect_inputs(specs: Sequence[str], recursive: bool = True) -> list[tuple[P
         elif path.is_dir():
             matches = [(file, path) for file in list_images(path, recursive=recursive)]
         elif glob.has_magic(spec):
+            root = _glob_root(path)
             files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-            matches = [(file, file.parent) for file in files if file.is_file() and file.suffix.lower() in IMG_EXTENSIONS]
+            matches = [(file, root) for file in files if file.is_file() and file.suffix.lower() in IMG_EXTENSIONS]
             if not matches:
                 raise UserError(f"no images match {spec!r}")
         else:
             raise UserError(f"input not found: {spec}")
+        if not path.is_file() and not _inside(_glob_root(path).resolve(), excluded):
+            matches = [(file, root) for file, root in matches if not _inside(file.resolve(), excluded)]
         for file, root in matches:
             found.setdefault(file.resolve(), (file, root))
     if not found:
@@ -37,10 +66,63 @@ def collect_inputs(specs: Sequence[str], recursive: bool = True) -> list[tuple[P
     return list(found.values())
 
 
+def is_writable_image_name(path: Path) -> bool:
+    """Whether PIL can write an image under ``path``'s extension."""
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        return False
+    Image.init()  # registers every writer, so SAVE is complete
+    return image_format in Image.SAVE
+
+
+def result_name(relative: Path, suffix: str = "") -> Path:
+    """The name a result of the input ``relative`` is saved under: the same name with ``suffix`` before the
+    extension, or the whole name plus ``.png`` when no image writer knows the input's extension."""
+    if not is_writable_image_name(relative):
+        return relative.with_name(f"{relative.name}{suffix}{FALLBACK_EXTENSION}")
+    return relative.with_name(f"{relative.stem}{suffix}{relative.suffix}")
+
+
+def relative_names(inputs: Sequence[tuple[Path, Path]]) -> list[Path]:
+    """Each input's name relative to its root (the folder or pattern it was found by)."""
+    return [file.relative_to(root) if root != file else Path(file.name) for file, root in inputs]
+
+
+class OutputPlan(NamedTuple):
+    files: list[Path]
+    """One result file per input."""
+    folder: Path
+    """The folder the results go to."""
+    named_file: bool
+    """``--output`` named the one result file itself (not a folder)."""
+
+
+def plan_outputs(inputs: Sequence[tuple[Path, Path]], output: str | os.PathLike[str], suffix: str = "") -> OutputPlan:
+    """Where each input's result goes. ``output`` is a folder (results keep the inputs' relative names), or,
+    for a single input, an image file name (``--output zebra.jpg``) when it has an image extension and is no
+    existing folder."""
+    if any(sep in suffix for sep in (os.sep, os.altsep, "/") if sep):
+        raise UserError(f"--suffix {suffix!r} must not contain a path separator")
+    output = Path(output).expanduser()
+    if not output.is_dir() and is_writable_image_name(output):
+        if len(inputs) != 1:
+            raise UserError(
+                f"--output {output} names one image file, but {len(inputs)} input images were given; "
+                "give a folder for their results"
+            )
+        return OutputPlan([output], output.parent, True)
+    return OutputPlan([output / result_name(name, suffix) for name in relative_names(inputs)], output, False)
+
+
 def check_output_folder(
     inputs: Sequence[tuple[Path, Path]], outputs: Sequence[Path], output_dir: Path, allow_input_dir: bool, overwrite: bool
 ) -> None:
     """Refuse anything that could destroy the user's images or earlier results."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output {output_dir} is a file, not a folder; give a folder for the results")
+    for parent in output_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"--output {output_dir} cannot be made: {parent} is a file, not a folder")
     input_files = {file.resolve() for file, _ in inputs}
     input_dirs = {file.resolve().parent for file, _ in inputs}
     if output_dir.resolve() in input_dirs and not allow_input_dir:
@@ -60,5 +142,7 @@ def check_output_folder(
         if resolved in seen:
             raise UserError(f"{seen[resolved]} and {file} would both be written to {output}; translate them separately")
         seen[resolved] = file
+        if output.is_dir():
+            raise UserError(f"{output} is a folder; the result of {file} cannot be written there")
         if output.exists() and not overwrite:
             raise UserError(f"{output} already exists; pass --overwrite to replace earlier results")

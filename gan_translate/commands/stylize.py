@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from gan_translate.commands.inputs import check_output_folder, collect_inputs
+from gan_translate.commands.inputs import check_output_folder, collect_inputs, plan_outputs
 from gan_translate.errors import DataError, UserError
 
 NAME = "stylize"
@@ -175,7 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--content", required=True, nargs="+", help="content images: files, folders (recursive) or glob patterns")
     parser.add_argument("--style", required=True, help="the style image (a folder: its first image in sorted order, see --style-index)")
     parser.add_argument("--style-index", type=int, default=0, help="which image of a --style folder (sorted)")
-    parser.add_argument("--output", required=True, help="folder for the results (same names and sizes as the content images)")
+    parser.add_argument("--output", required=True, help="folder for the results (same names and sizes as the content images); "
+                             "for a single content image, also an image file name (styled.png)")
     parser.add_argument("--batch-size", type=int, default=1,
                         help="content images of equal size optimised together (faster on GPU; L-BFGS then shares one line search)")
     parser.add_argument("--suffix", default="", help="appended to each output file name before the extension")
@@ -187,15 +188,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gan_translate.data.io import load_image, save_image
-    from gan_translate.inference import translation_outputs
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    output_dir = Path(args.output)
-    inputs = collect_inputs(args.content)
-    outputs = translation_outputs(inputs, output_dir, args.suffix)
-    check_output_folder(inputs, outputs, output_dir, args.allow_input_dir, args.overwrite)
-    summary_path = output_dir / SUMMARY_NAME
+    inputs = collect_inputs(args.content, exclude=args.output)
+    outputs, output_dir, named_file = plan_outputs(inputs, args.output, args.suffix)
+    check_output_folder(inputs, outputs, output_dir, args.allow_input_dir or named_file, args.overwrite)
+    # With --output naming the result file, its settings go beside it, not into a shared stylize.json.
+    summary_path = outputs[0].with_name(f"{outputs[0].stem}.{SUMMARY_NAME}") if named_file else output_dir / SUMMARY_NAME
     if summary_path.exists() and not args.overwrite:
         raise UserError(f"{summary_path} already exists; pass --overwrite to replace earlier results")
     style_path = resolve_style(args.style, args.style_index)
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
                "images": records, "seconds": elapsed,
                "failed": [{"input": str(file), "error": reason} for file, reason in failures]}
     _write_json(summary_path, summary)
-    print(f"stylized {len(records)} of {len(inputs)} images with {style_path.name} into {output_dir} "
+    print(f"stylized {len(records)} of {len(inputs)} images with {style_path.name} into {outputs[0] if named_file else output_dir} "
           f"in {elapsed:.1f} s ({stylizer.description})")
     if failures:
         print(f"{len(failures)} input(s) could not be read and were skipped:", file=sys.stderr)

@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from gan_translate.commands.inputs import check_output_folder, collect_inputs
+from gan_translate.commands.inputs import check_output_folder, collect_inputs, plan_outputs
 from gan_translate.errors import DataError
 
 NAME = "translate"
@@ -21,7 +21,9 @@ HELP = "translate images with a trained CycleGAN / Pix2Pix checkpoint"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt file, or a run folder (its newest last.ckpt is used)")
     parser.add_argument("--input", required=True, nargs="+", help="image files, folders (recursive) or glob patterns")
-    parser.add_argument("--output", required=True, help="folder for the translated images (same names and sizes as the inputs)")
+    parser.add_argument("--output", required=True,
+                        help="folder for the translated images (same names and sizes as the inputs); "
+                             "for a single input, also an image file name (out.png)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="translation direction")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (images of equal size are batched)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -37,37 +39,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gan_translate.data.io import load_image, save_image
-    from gan_translate.inference import load_translator, translation_outputs
+    from gan_translate.inference import load_translator
 
-    output_dir = Path(args.output)
-    inputs = collect_inputs(args.input)
-    outputs = translation_outputs(inputs, output_dir, args.suffix)
-    check_output_folder(inputs, outputs, output_dir, args.allow_input_dir, args.overwrite)
+    inputs = collect_inputs(args.input, exclude=args.output)
+    outputs, output_dir, named_file = plan_outputs(inputs, args.output, args.suffix)
+    check_output_folder(inputs, outputs, output_dir, args.allow_input_dir or named_file, args.overwrite)
     translator = load_translator(args.checkpoint, direction=args.direction, device=args.device,
                                  precision=args.precision, compile=args.compile)
 
     failures: list[tuple[Path, str]] = []
-
-    def readable() -> Iterator[tuple[int, np.ndarray]]:
-        for index, (file, _) in enumerate(inputs):
-            try:
-                yield index, load_image(file)
-            except DataError as error:
-                failures.append((file, str(error)))
-
     started = time.perf_counter()
     written = 0
     with tqdm(total=len(inputs), desc=f"translate {args.direction}", unit="img", disable=None) as progress:
+
+        def readable() -> Iterator[tuple[int, np.ndarray]]:
+            for index, (file, _) in enumerate(inputs):
+                try:
+                    yield index, load_image(file)
+                except DataError as error:
+                    failures.append((file, str(error)))
+                    progress.update(1)
+
         for index, result in translator.translate_many(readable(), batch_size=args.batch_size):
-            outputs[index].parent.mkdir(parents=True, exist_ok=True)
             save_image(result, outputs[index])
             written += 1
             progress.update(1)
-        progress.update(len(inputs) - progress.n)
     elapsed = time.perf_counter() - started
+    where = outputs[0] if named_file else output_dir
     print(
-        f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}) "
-        f"into {output_dir} in {elapsed:.1f} s on {translator.device}"
+        f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}, "
+        f"{translator.checkpoint_path}) into {where} in {elapsed:.1f} s on {translator.device}"
     )
     if failures:
         print(f"{len(failures)} input(s) could not be read and were skipped:", file=sys.stderr)

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 #: Accepted image file extensions (lower case; matching is case-insensitive).
 IMG_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp",
+    ".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp", ".gif",
 )
 
 OnBadFile = Literal["error", "skip"]
@@ -205,6 +205,10 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
     pil = Image.fromarray(np.ascontiguousarray(arr))
     if fmt == "JPEG" and pil.mode == "RGBA":
         pil = pil.convert("RGB")
+    # One Netpbm writer serves three extensions; it writes whatever the mode is, so give each its own.
+    netpbm_mode = {".pgm": "L", ".pbm": "1"}.get(path.suffix.lower())
+    if netpbm_mode is not None and pil.mode != netpbm_mode:
+        pil = pil.convert(netpbm_mode)
     # High quality, and no chroma subsampling for JPEG: translated images have thin coloured edges.
     options: dict[str, int] = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}.get(fmt, {})
 

@@ -62,7 +62,7 @@ class Pix2PixInference(nn.Module):
 
     In ``classic`` mode every image is run on its own, as the classic code does with batch size 1 at test
     time: with batch statistics, an image's result would otherwise depend on its batch neighbours.
-    Exposes the generator's ``size_multiple`` for the padding inference code.
+    Exposes the generator's ``size_multiple`` and ``min_size`` for the padding inference code.
     """
 
     def __init__(self, generator: nn.Module, mode: str) -> None:
@@ -72,6 +72,7 @@ class Pix2PixInference(nn.Module):
         self.generator = generator
         self.mode = mode
         self.size_multiple: int = int(getattr(generator, "size_multiple", 1))
+        self.min_size: int = int(getattr(generator, "min_size", self.size_multiple))
 
     def forward(self, images: Tensor) -> Tensor:
         with inference_behaviour(self.generator, self.mode):

@@ -62,7 +62,8 @@ class ResnetGenerator(nn.Module):
     """Encoder (7x7 conv, ``n_downsampling`` stride-2 convs), residual blocks, mirrored decoder, tanh.
 
     Maps ``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)`` in [-1, 1]; H and W must be
-    multiples of ``size_multiple`` (``2 ** n_downsampling``, 4 for the classic network).
+    multiples of ``size_multiple`` (``2 ** n_downsampling``, 4 for the classic network) and at least
+    ``min_size``.
     """
 
     def __init__(
@@ -83,6 +84,9 @@ class ResnetGenerator(nn.Module):
             raise UserError(f"ResnetGenerator n_downsampling must be >= 0, got {n_downsampling}")
         PADDINGS.get(padding_type)  # fail early on an unknown name, listing the valid ones
         self.size_multiple: int = 2**n_downsampling
+        # The residual blocks reflect-pad by 1 and instance-normalise: they need at least 2x2 pixels after the
+        # downsampling, and the stem's reflection pad of 3 needs 4. Inference pads smaller images up to this.
+        self.min_size: int = max(4, 2 * self.size_multiple)
         bias = uses_bias(norm)
 
         layers: list[nn.Module] = [
