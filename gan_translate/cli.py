@@ -124,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_parse_error_line(str(error), command)}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - unwrap user errors that a library wrapped, re-raise the rest
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        if isinstance(error, MisconfigurationException):  # Lightning's word for a setting that cannot work
+            if debug:
+                traceback.print_exc()
+            print(f"error: {_one_line(error)}", file=sys.stderr)
+            return 2
         user_error = _user_error_in_chain(error)
         mismatch = isinstance(error, RuntimeError) and "Error(s) in loading state_dict" in str(error)
         if user_error is None and not mismatch:

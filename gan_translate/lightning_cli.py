@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import importlib
+import sys
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 from lightning.pytorch.cli import LightningCLI
@@ -27,6 +29,50 @@ def _configured_model_class(config) -> type | None:  # noqa: ANN001 - a jsonargp
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return None
+
+
+def _run_roots(config) -> list[Path]:  # noqa: ANN001 - a jsonargparse Namespace
+    """The folders a run writes its checkpoints under: the loggers' ``save_dir`` and ``trainer.default_root_dir``."""
+    trainer = config.get("trainer") or {}
+    logger = trainer.get("logger")
+    roots = []
+    for entry in logger if isinstance(logger, list) else [logger]:
+        init_args = entry.get("init_args") if hasattr(entry, "get") else None
+        save_dir = init_args.get("save_dir") if init_args is not None and hasattr(init_args, "get") else None
+        if save_dir:
+            roots.append(Path(str(save_dir)))
+    if trainer.get("default_root_dir"):
+        roots.append(Path(str(trainer.get("default_root_dir"))))
+    return list(dict.fromkeys(roots))
+
+
+def _resolve_ckpt_path(config) -> None:  # noqa: ANN001 - a jsonargparse Namespace
+    """``--ckpt_path last`` -> the newest ``last*.ckpt`` under the run's folders, a folder -> its newest one.
+
+    Lightning's own ``last`` looks only in this new run's checkpoint folder (a new W&B run id: always empty), so
+    it trained from scratch with one warning; nothing there to resume is now a one-line error."""
+    ckpt_path = config.get("ckpt_path") if config is not None else None
+    if not ckpt_path:
+        return
+    from gan_translate.checkpoint import resolve_checkpoint_path
+    from gan_translate.errors import CheckpointError
+
+    if ckpt_path == "last":
+        roots = [root for root in _run_roots(config) if root.is_dir()]
+        found = [path for root in roots for path in root.rglob("last*.ckpt") if path.is_file()]
+        if not found:
+            where = ", ".join(str(root) for root in _run_roots(config)) or "(no trainer.default_root_dir or logger save_dir set)"
+            raise CheckpointError(f"--ckpt_path last: no last.ckpt under {where}; give the path of the checkpoint to resume")
+        resolved = max(found, key=lambda path: path.stat().st_mtime)
+    elif Path(str(ckpt_path)).expanduser().is_dir():
+        resolved = resolve_checkpoint_path(ckpt_path)
+    else:
+        return
+    config["ckpt_path"] = str(resolved)
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        print(f"--ckpt_path {ckpt_path}: using {resolved} (the newest last checkpoint there)", file=sys.stderr)
 
 
 def _check_ckpt_path(config):  # noqa: ANN001, ANN202 - a jsonargparse Namespace -> checkpoint dict or None
@@ -120,6 +166,7 @@ class GanTranslateCLI(LightningCLI):
         # Before LightningCLI itself reads --ckpt_path (for its hyperparameters) and long before Trainer.fit.
         subcommand = self.config.get("subcommand")
         section = self.config.get(subcommand) if subcommand else self.config
+        _resolve_ckpt_path(section)
         self._checkpoint = _check_ckpt_path(section)
         self._command_line_model_args = _command_line_model_args(args, section)
 

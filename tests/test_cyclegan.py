@@ -50,7 +50,7 @@ def test_fit_writes_checkpoints_config_and_samples(trained_run: Path) -> None:
     assert "image_pools" in ckpt and len(ckpt["image_pools"]["a"]["images"]) > 0
     assert checkpoints(trained_run, "best-*.ckpt"), "the monitored best checkpoint is missing"
     assert list(trained_run.rglob("config.yaml"))
-    assert list((trained_run / "samples").glob("val_samples_ab_*.png"))
+    assert list(trained_run.glob("gan-translate/*/samples/val_samples_ab_*.png"))  # in the run folder
 
 
 def test_offline_wandb_run_has_images(trained_run: Path) -> None:
@@ -80,10 +80,70 @@ def test_resume_continues_step_and_optimiser_state(synthetic_root: Path, tmp_pat
 
 def test_runs_twice_in_the_same_folder(synthetic_root: Path, tmp_path: Path) -> None:
     fit(tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=1))
+    first_grids = {p: p.read_bytes() for p in tmp_path.rglob("samples/*.png")}
     fit(tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=1))
-    # nothing from the first run is overwritten: two runs, two last checkpoints, two configs
+    # nothing from the first run is overwritten: two runs, two last checkpoints, two configs, own sample grids
     assert len(checkpoints(tmp_path)) == 2
     assert len(list(tmp_path.rglob("config.yaml"))) == 2
+    assert first_grids and {p.parent for p in tmp_path.rglob("samples/*.png")} == {
+        c.parent.parent / "samples" for c in checkpoints(tmp_path)}
+    # `validate` of a checkpoint logs into its run: its grids are added beside the training's, not over them
+    assert main(["validate", *tiny_cyclegan_args(synthetic_root, tmp_path), "--ckpt_path", str(checkpoints(tmp_path)[0])]) == 0
+    assert all(p.read_bytes() == data for p, data in first_grids.items())
+    assert list(tmp_path.rglob("samples/validate_val_samples_ab_*.png"))
+
+
+def test_ckpt_path_last_and_folders_resume_the_newest_last_checkpoint(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Lightning's own "last" looks only in the new run's (empty) folder and trains from scratch: here it is
+    # the newest last checkpoint under the run's folders, and nothing to resume is a one-line error.
+    assert main(["fit", *tiny_cyclegan_args(synthetic_root, tmp_path / "none"), "--ckpt_path", "last"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --ckpt_path last: no last.ckpt under {tmp_path / 'none'}; give the path of the checkpoint to resume")
+    assert not checkpoints(tmp_path)
+
+    fit(tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=2))
+    first = checkpoints(tmp_path)[-1]
+    capsys.readouterr()
+    fit([*tiny_cyclegan_args(synthetic_root, tmp_path, epochs=2, batches=2), "--ckpt_path", "last"])
+    assert f"--ckpt_path last: using {first}" in capsys.readouterr().err
+    assert checkpoints(tmp_path) == [first]  # continued in place: same run, same file
+    assert load_raw(first)["global_step"] == 2 * 2 * 2
+    # a run folder works as translate's --checkpoint does
+    fit([*tiny_cyclegan_args(synthetic_root, tmp_path, epochs=3, batches=2), "--ckpt_path", str(tmp_path)])
+    assert load_raw(first)["global_step"] == 3 * 2 * 2
+    # fewer epochs than the checkpoint already has: Lightning's refusal, as one line
+    assert main(["fit", *tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=2), "--ckpt_path", str(first)]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith("error: You restored a checkpoint with current_epoch=") and "max_epochs=1" in last_line
+
+
+def test_second_run_without_a_logger_keeps_the_first_runs_last_checkpoint(synthetic_root: Path, tmp_path: Path) -> None:
+    # Without a logger both runs save into default_root_dir/checkpoints; the periodic save must not take the
+    # first run's last.ckpt for its own.
+    args = [*tiny_cyclegan_args(synthetic_root, tmp_path, epochs=1, batches=2), "--trainer.logger", "false",
+            "--reliability.save_every_n_batches", "1"]
+    fit(args)
+    first = tmp_path / "checkpoints" / "last.ckpt"
+    first_bytes = first.read_bytes()
+    fit([*args, "--model.lambda_a", "7"])
+    assert first.read_bytes() == first_bytes
+    second = load_raw(tmp_path / "checkpoints" / "last-v1.ckpt")
+    assert second["hyper_parameters"]["lambda_a"] == 7
+
+
+def test_unlogged_monitor_warns_and_keeps_last(synthetic_root: Path, tmp_path: Path) -> None:
+    # The quickstart config on a user's own data: no testA_gt/, so its monitor val/l1_ab is never logged.
+    data = tmp_path / "data"
+    for folder in ("trainA", "trainB", "testA", "testB"):
+        (data / folder).mkdir(parents=True)
+        for image in sorted((synthetic_root / folder).iterdir())[:4]:
+            (data / folder / image.name).symlink_to(image)
+    with pytest.warns(UserWarning, match=r"the run does not log val/l1_ab, so no best checkpoint is kept"):
+        fit(tiny_cyclegan_args(data, tmp_path / "run", epochs=2, batches=2))
+    assert len(checkpoints(tmp_path / "run")) == 1
+    assert not checkpoints(tmp_path / "run", "best*.ckpt")
 
 
 def _write(path: Path, size: tuple[int, int], mode: str = "RGB") -> None:

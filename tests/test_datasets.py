@@ -297,12 +297,15 @@ def test_synthetic_is_ensured_and_setup_works_without_prepare(tmp_path: Path, fa
     kw = _dm_kw(synthetic_size=36, synthetic_train=3, synthetic_test=2, synthetic_seed=7)
     dm = UnpairedDataModule(str(root), synthetic=True, **kw)
     dm.setup("fit")  # no prepare_data call
+    assert len(fake_synthetic) == 1 and "--data.synthetic false" in fake_synthetic[0].pop("refusal_hint")
     assert fake_synthetic == [{"root": root, "size": 36, "n_train": 3, "n_test": 2, "seed": 7}]
     batch = next(iter(dm.val_dataloader()))
     assert "A_gt" in batch and batch["A"].shape == (1, 3, 32, 32)
     dm2 = UnpairedDataModule(str(root), synthetic=True, **kw)
     dm2.prepare_data()
     dm2.setup("fit")
+    for call in fake_synthetic:
+        call.pop("refusal_hint", None)
     assert len(fake_synthetic) == 3 and all(c == fake_synthetic[0] for c in fake_synthetic)
 
     pdm = PairedDataModule(str(root), synthetic=True, batch_size=2, **kw)
@@ -316,6 +319,8 @@ def test_synthetic_is_ensured_and_setup_works_without_prepare(tmp_path: Path, fa
     idm.setup("fit")
     batch = next(iter(idm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 16, 16) and "trainB" in batch["path"][0]
+    for call in fake_synthetic:
+        call.pop("refusal_hint", None)
     assert all(c == fake_synthetic[0] for c in fake_synthetic)  # every module asks for the same set
 
 

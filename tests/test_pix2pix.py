@@ -214,7 +214,7 @@ def test_fit_writes_checkpoint_config_and_samples(trained_run: Path) -> None:
     assert best["monitor"] == "val/psnr" and torch.isfinite(best["best_model_score"])
     assert checkpoints(trained_run, "best-*.ckpt")
     assert list(trained_run.rglob("config.yaml"))
-    assert list((trained_run / "samples").glob("val_samples_*.png"))
+    assert list(trained_run.glob("gan-translate/*/samples/val_samples_*.png"))  # in the run folder
 
 
 def test_offline_wandb_run_has_sample_grids(trained_run: Path) -> None:

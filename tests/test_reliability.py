@@ -188,6 +188,29 @@ def test_ctrl_c_at_an_epochs_last_batch_saves_at_its_end_and_resumes_exactly(
     _assert_same_state(load_raw(_last(run_dir)), reference)
 
 
+@pytest.mark.parametrize("new_batch_size", [2, 3])
+def test_resume_with_another_batch_size_trains_the_rest_of_the_epoch(
+    synthetic_root: Path, tmp_path: Path, new_batch_size: int
+) -> None:
+    # 8 images in batches of 1, stopped after 2. Lightning counts the epoch's batches done in the old size (2 of
+    # 4 with batches of 2), so it ended the epoch early and left images of it untrained.
+    run_dir = tmp_path / "run"
+    one_epoch = ["--trainer.limit_train_batches", "100", "--trainer.max_epochs", "1", "--reliability.save_every_n_batches", "0"]
+    code = main(["fit", *_args(synthetic_root, run_dir, "--data.batch_size", "1", *one_epoch,
+                               "--trainer.callbacks+=tests.test_reliability.SignalAt", "--trainer.callbacks.batch=2")])
+    assert code == 128 + signal.SIGINT
+    assert load_raw(_last(run_dir))["global_step"] == 2 * 2
+
+    with pytest.warns(UserWarning, match="epoch 0 goes on after its first 2 images"):
+        assert main(["fit", *_args(synthetic_root, run_dir, "--data.batch_size", str(new_batch_size), *one_epoch),
+                     "--ckpt_path", str(_last(run_dir))]) == 0
+    resumed = load_raw(_last(run_dir))
+    # the 6 images left, in whole batches (the training loader drops a last partial batch)
+    assert resumed["global_step"] == 2 * (2 + 6 // new_batch_size)
+    position = resumed["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
+    assert position["items_consumed"] in (0, 8 - 6 % new_batch_size)  # reset at the epoch's end, or its last item
+
+
 # --- NaN guard --------------------------------------------------------------------------------------------
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gan_translate.callbacks.checkpoint import ModelCheckpoint
 from gan_translate.callbacks.metrics import DistributionMetrics
 
-__all__ = ["DistributionMetrics"]
+__all__ = ["DistributionMetrics", "ModelCheckpoint"]

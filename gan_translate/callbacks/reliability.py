@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
-from gan_translate.data.resumable import mark_consumed
+from gan_translate.data.resumable import align_resumed_epoch, mark_consumed
 from gan_translate.errors import UserError
 
 __all__ = ["NonFiniteLossError", "Reliability", "TrainingInterrupted", "last_checkpoint_path", "nonfinite_message"]
@@ -84,6 +85,12 @@ def last_checkpoint_path(trainer: pl.Trainer) -> tuple[Path, ModelCheckpoint | N
                 return Path(callback.last_model_path), callback
             metrics = {"epoch": torch.tensor(trainer.current_epoch), "step": torch.tensor(trainer.global_step)}
             name = callback.format_checkpoint_name(metrics, callback.CHECKPOINT_NAME_LAST)
+            # A last.ckpt this run did not write (an earlier run in the same folder, e.g. without a logger, or
+            # a later one when resuming an older checkpoint) is never replaced: last-v1.ckpt, as Lightning does.
+            version = callback.STARTING_VERSION
+            while getattr(callback, "_enable_version_counter", True) and os.path.exists(name):
+                name = callback.format_checkpoint_name(metrics, callback.CHECKPOINT_NAME_LAST, ver=version)
+                version += 1
             return Path(name), callback
     folder = Path(callbacks[0].dirpath) if callbacks and callbacks[0].dirpath else Path(trainer.default_root_dir) / "checkpoints"
     return folder / "last.ckpt", None
@@ -261,6 +268,9 @@ class Reliability(Callback):
         if self._pending_rng is not None:
             restore_rng_states(self._pending_rng)
             self._pending_rng = None
+        note = align_resumed_epoch(trainer.train_dataloader, trainer.current_epoch, trainer.fit_loop.epoch_loop)
+        if note:
+            rank_zero_warn(note)
         self._received = None
         self._deferred = False
         self._last_save_time = time.monotonic()
@@ -350,10 +360,17 @@ class Reliability(Callback):
     # --- helpers ------------------------------------------------------------------------------------
     def _save(self, trainer: pl.Trainer) -> Path:
         path, owner = last_checkpoint_path(trainer)
-        trainer.save_checkpoint(path, weights_only=False)
+        previous = owner.last_model_path if owner is not None else ""
         if owner is not None:
-            # ModelCheckpoint would otherwise take our file for someone else's and write last-v1.ckpt.
+            # Before the save, as ModelCheckpoint does, so the file's own state names it: otherwise ModelCheckpoint
+            # (now, or in the run resumed from this file) takes our file for someone else's and writes last-v1.ckpt.
             owner.last_model_path = str(path)
+        try:
+            trainer.save_checkpoint(path, weights_only=False)
+        except BaseException:
+            if owner is not None:
+                owner.last_model_path = previous
+            raise
         self._last_save_time = time.monotonic()
         return path
 

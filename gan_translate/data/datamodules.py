@@ -101,6 +101,9 @@ class _BaseDataModule(pl.LightningDataModule):
                 n_train=self.synthetic_train,
                 n_test=self.synthetic_test,
                 seed=self.synthetic_seed,
+                # `synthetic: true` (the quickstart configs) pointed at the user's own data: say how to train on it.
+                refusal_hint="to train on the images there, pass --data.synthetic false; "
+                "to generate the synthetic set, point --data.root at an empty or new folder",
             )
 
     def prepare_data(self) -> None:

@@ -30,7 +30,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from gan_translate.data.transforms import seed_dataset
 
-__all__ = ["ItemSeededDataset", "ResumableDataLoader", "ResumableSampler", "mark_consumed"]
+__all__ = ["ItemSeededDataset", "ResumableDataLoader", "ResumableSampler", "align_resumed_epoch", "mark_consumed"]
 
 
 class ResumableSampler(DistributedSampler):
@@ -63,6 +63,10 @@ class ResumableSampler(DistributedSampler):
         self.batches_consumed = 0  # in the current epoch, reported by the training loop (mark_consumed)
         self.batch_size = 1
         self._skip_items = 0
+        # Items consumed before the first batch of the loader's size (a resume with another batch size).
+        self._item_offset = 0
+        self.restored_items = 0  # the restored position of this epoch (kept after the skip has happened)
+        self.restored_batch_size = 0
 
     def __len__(self) -> int:
         # Always the whole epoch: Lightning counts the batches skipped on resume as already seen.
@@ -73,6 +77,8 @@ class ResumableSampler(DistributedSampler):
         if epoch != self.epoch:
             self.batches_consumed = 0
             self._skip_items = 0
+            self._item_offset = 0
+            self.restored_items = 0
         self.epoch = epoch
 
     def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,22 +109,36 @@ class ResumableSampler(DistributedSampler):
             "epoch": int(self.epoch),
             "batches_consumed": int(self.batches_consumed),
             "batch_size": int(self.batch_size),
+            "items_consumed": int(self.items_consumed),
             "seed": int(self.seed),
             "length": int(self.length),
             "num_replicas": int(self.num_replicas),
         }
 
+    @property
+    def items_consumed(self) -> int:
+        """Items of the current epoch the training step has consumed (on this rank)."""
+        return self.batches_consumed * self.batch_size + self._item_offset
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the saved epoch after its consumed batches (a different dataset or world size restarts it)."""
+        """Continue the saved epoch after its consumed items (a different dataset or world size restarts it).
+
+        With another batch size than the saved run's, ``batches_consumed`` is recounted in the new size (whole
+        batches; the remainder is kept as an offset): Lightning's own count of the epoch's batches is aligned to
+        it by :func:`align_resumed_epoch`, so the epoch still ends after its last item.
+        """
         self.epoch = int(state.get("epoch", 0))
         same_stream = (
             state.get("length") == self.length
             and state.get("num_replicas") == self.num_replicas
             and state.get("seed") == self.seed
         )
-        consumed = int(state.get("batches_consumed", 0)) if same_stream else 0
-        self.batches_consumed = consumed
-        self._skip_items = min(consumed * int(state.get("batch_size", self.batch_size)), self.num_samples)
+        saved_batch_size = int(state.get("batch_size", self.batch_size))
+        items = int(state.get("items_consumed", int(state.get("batches_consumed", 0)) * saved_batch_size))
+        items = min(items, self.num_samples) if same_stream else 0
+        self._skip_items = self.restored_items = items
+        self.restored_batch_size = saved_batch_size
+        self.batches_consumed, self._item_offset = divmod(items, max(self.batch_size, 1))
 
 
 def _seedable(dataset: Any) -> bool:
@@ -188,6 +208,34 @@ def _loaders(obj: Any) -> Iterator[Any]:
     elif isinstance(obj, (list, tuple)):
         for value in obj:
             yield from _loaders(value)
+
+
+def align_resumed_epoch(train_dataloaders: Any, epoch: int, epoch_loop: Any) -> str | None:
+    """After a mid-epoch resume with another batch size, count the epoch's batches done in the new size.
+
+    Lightning restores its count of the epoch's batches in the old size and ends the epoch when that count
+    reaches the new number of batches: from 10 batches of 2 out of 60 images, batches of 4 would stop after 5
+    more and leave 20 images untrained. Call it from ``on_train_start`` (``epoch_loop``: the fit loop's
+    ``epoch_loop``, whose ``reset()`` runs next); returns a message saying what was done, or None when nothing
+    needed to change.
+    """
+    for loader in _loaders(train_dataloaders):
+        sampler = getattr(loader, "sampler", None)
+        if not isinstance(sampler, ResumableSampler) or not sampler.restored_items or sampler.epoch != epoch:
+            continue
+        if sampler.restored_batch_size == sampler.batch_size:
+            return None
+        current = epoch_loop.batch_progress.current
+        current.ready = current.started = current.processed = current.completed = sampler.batches_consumed
+        if epoch_loop.restarted_on_train_batch_end:
+            # The save ran in on_train_batch_end, before Lightning counted that batch completed: its reset()
+            # adds it (then sets ready = completed), so leave it one short here.
+            current.completed -= 1
+        return (
+            f"resumed with batch size {sampler.batch_size} (the checkpoint's was {sampler.restored_batch_size}): "
+            f"epoch {epoch} goes on after its first {sampler.restored_items} images"
+        )
+    return None
 
 
 def mark_consumed(train_dataloaders: Any, epoch: int, batches: int) -> None:

@@ -328,7 +328,7 @@ def _is_complete(root: Path, params: dict[str, int]) -> bool:
     return True
 
 
-def _prepare(root: Path, params: dict[str, int], overwrite: bool) -> None:
+def _prepare(root: Path, params: dict[str, int], overwrite: bool, refusal_hint: str = "") -> None:
     """Make ``root`` ready for a fresh set, refusing to touch files that are not ours unless ``overwrite``."""
     if root.exists() and not root.is_dir():
         raise DataError(f"synthetic data root {root} is a file, not a folder")
@@ -343,12 +343,12 @@ def _prepare(root: Path, params: dict[str, int], overwrite: bool) -> None:
             found = ", ".join(f"{k} {meta.get(k)}" for k in params)
             raise DataError(
                 f"{root} holds a synthetic set made with other parameters ({found}); "
-                "pass overwrite=True (--overwrite) or choose another folder"
+                f"{refusal_hint or 'pass overwrite=True (--overwrite) or choose another folder'}"
             )
         if not (interrupted or damaged):
             raise DataError(
                 f"{root} is not empty and holds no synthetic set; "
-                "choose an empty folder or pass overwrite=True (--overwrite)"
+                f"{refusal_hint or 'choose an empty folder or pass overwrite=True (--overwrite)'}"
             )
     # Only the generator's own entries are removed; anything else in root is left alone.
     for name in ours & entries:
@@ -372,6 +372,7 @@ def make_synthetic(
     n_test: int = 20,
     seed: int = 0,
     overwrite: bool = False,
+    refusal_hint: str = "",
 ) -> Path:
     """Write the synthetic dataset under ``root`` and return ``root`` as a Path.
 
@@ -390,7 +391,7 @@ def make_synthetic(
     params = _params(size, n_train, n_test, seed)
     if not overwrite and _is_complete(root, params):
         return root
-    _prepare(root, params, overwrite)
+    _prepare(root, params, overwrite, refusal_hint)
 
     counts = _split_counts(n_train, n_test)
     for split in counts:
@@ -418,6 +419,12 @@ def make_synthetic(
     return root
 
 
-def ensure_synthetic(root: str | Path, size: int = 64, n_train: int = 200, n_test: int = 20, seed: int = 0) -> Path:
-    """Return ``root``, generating the synthetic set there first if it is missing or incomplete."""
-    return make_synthetic(root, size=size, n_train=n_train, n_test=n_test, seed=seed, overwrite=False)
+def ensure_synthetic(
+    root: str | Path, size: int = 64, n_train: int = 200, n_test: int = 20, seed: int = 0, refusal_hint: str = ""
+) -> Path:
+    """Return ``root``, generating the synthetic set there first if it is missing or incomplete.
+
+    ``refusal_hint`` replaces the advice of the error for a ``root`` holding other data (the caller knows
+    its own options better than ``overwrite=True``)."""
+    return make_synthetic(root, size=size, n_train=n_train, n_test=n_test, seed=seed, overwrite=False,
+                          refusal_hint=refusal_hint)

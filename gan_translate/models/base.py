@@ -225,10 +225,31 @@ class GANModule(pl.LightningModule):
             elif kind.endswith("TensorBoardLogger"):
                 logger.experiment.add_image(key, grid, step, dataformats="HWC")
         if key.startswith(("val/", "test/")):
-            folder = Path(self.trainer.default_root_dir) / "samples"
-            folder.mkdir(parents=True, exist_ok=True)
-            name = key.replace("/", "_")
-            save_image(grid, folder / f"{name}_epoch{self.current_epoch:03d}_step{step:07d}.png")
+            # In the run's own folder, and never over an earlier file: a second run in the same root, or a
+            # `validate` of this run's checkpoint, must not replace the grids of the training.
+            fn = self.trainer.state.fn
+            prefix = "" if fn is None or fn.value == "fit" else f"{fn.value}_"
+            name = f"{prefix}{key.replace('/', '_')}_epoch{self.current_epoch:03d}_step{step:07d}"
+            path = self.samples_dir / f"{name}.png"
+            index = 1
+            while path.exists():
+                path = self.samples_dir / f"{name}-{index}.png"
+                index += 1
+            save_image(grid, path)
+
+    def run_dir(self) -> Path:
+        """The run folder: the one holding ``checkpoints/`` (else the trainer's root folder)."""
+        callback = self.trainer.checkpoint_callback
+        dirpath = getattr(callback, "dirpath", None)
+        if dirpath:
+            path = Path(dirpath)
+            return path.parent if path.name == "checkpoints" else path
+        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
+
+    @property
+    def samples_dir(self) -> Path:
+        """``<run folder>/samples``: validation grids (and DCGAN's fixed-noise frames)."""
+        return self.run_dir() / "samples"
 
     # --- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

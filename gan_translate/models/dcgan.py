@@ -282,19 +282,6 @@ class DCGAN(GANModule):
         return self.decode(z)
 
     # --- progress record -------------------------------------------------------------------------
-    def run_dir(self) -> Path:
-        """The run folder: the one holding ``checkpoints/`` (else the trainer's root folder)."""
-        callback = self.trainer.checkpoint_callback
-        dirpath = getattr(callback, "dirpath", None)
-        if dirpath:
-            path = Path(dirpath)
-            return path.parent if path.name == "checkpoints" else path
-        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
-
-    @property
-    def samples_dir(self) -> Path:
-        return self.run_dir() / "samples"
-
     def fixed_noise_grid(self) -> Tensor:
         """The fixed latents rendered as one grid (CHW in [-1, 1], 3 channels, 2 px white padding)."""
         images = self.decode(self.fixed_noise).float().cpu()
