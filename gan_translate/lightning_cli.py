@@ -182,6 +182,13 @@ class GanTranslateCLI(LightningCLI):
         from gan_translate.checkpoint_io import AtomicCheckpointIO
 
         trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "predict":
+            from lightning.pytorch.callbacks import BasePredictionWriter
+
+            from gan_translate.callbacks.predictions import PredictionImageWriter
+
+            if not any(isinstance(callback, BasePredictionWriter) for callback in trainer.callbacks):
+                trainer.callbacks.append(PredictionImageWriter())  # otherwise predict computes and keeps nothing
         # Atomic saves and weights_only loads, unless a checkpoint plugin of another kind was configured.
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()

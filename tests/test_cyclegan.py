@@ -146,6 +146,20 @@ def test_unlogged_monitor_warns_and_keeps_last(synthetic_root: Path, tmp_path: P
     assert not checkpoints(tmp_path / "run", "best*.ckpt")
 
 
+def test_predict_writes_the_translated_test_images(
+    synthetic_root: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    last = checkpoints(trained_run)[-1]
+    args = ["predict", *tiny_cyclegan_args(synthetic_root, tmp_path), "--ckpt_path", str(last)]
+    for folder in ("predictions", "predictions-1"):  # a second predict never writes over the first
+        assert main(args) == 0
+        written = tmp_path / "gan-translate" / last.parent.parent.name / folder  # the checkpoint's W&B run, continued
+        assert f"predict: wrote 4 images to {written}" in capsys.readouterr().out
+        names = sorted(p.name for p in written.iterdir())
+        assert names == sorted(p.name for p in (synthetic_root / "testA").iterdir())
+        assert Image.open(written / names[0]).size == (32, 32)
+
+
 def _write(path: Path, size: tuple[int, int], mode: str = "RGB") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(sum(size))
