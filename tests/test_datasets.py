@@ -160,10 +160,24 @@ def test_aligned_pairs_stay_aligned_under_random_crop_flip(tmp_path: Path) -> No
         assert (item["A"] + item["B"]).abs().max() <= PIXEL_TOL
 
 
-def test_aligned_odd_width_names_file(tmp_path: Path) -> None:
+def test_aligned_odd_width_names_file_before_training(tmp_path: Path) -> None:
+    for i in range(3):
+        _save(tmp_path / "train", f"{i}.png", _img(10, 20, i))
     _save(tmp_path / "train", "odd.png", _img(10, 21, 0))
-    with pytest.raises(DataError, match=r"odd\.png.*width 21 is odd"):
-        AlignedDataset(tmp_path / "train", _train_t())[0]
+    # when the dataset is built (from the headers), not when an epoch first reaches the file
+    with pytest.raises(DataError, match=r"odd\.png into A\|B halves: its width 21 is odd$"):
+        AlignedDataset(tmp_path / "train", _train_t())
+    with pytest.warns(UserWarning, match=r"skipping .*odd\.png: its width 21 is odd"):
+        ds = AlignedDataset(tmp_path / "train", _train_t(), on_bad_file="skip")
+    assert [p.name for p in ds.paths] == ["0.png", "1.png", "2.png"]
+    # the width that counts is the upright one: a file 20 wide on disk that EXIF rotates to 21 wide
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_img(20, 21, 0)).transpose(Image.Transpose.TRANSPOSE).save(tmp_path / "train" / "odd.png", exif=exif)
+    with pytest.raises(DataError, match=r"width 21 is odd"):
+        AlignedDataset(tmp_path / "train", _train_t())
 
 
 def test_paired_folders_match_by_name(tmp_path: Path) -> None:
@@ -190,9 +204,11 @@ def test_paired_folders_mismatch_errors(tmp_path: Path) -> None:
         PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t())
     (tmp_path / "B" / "002.png").unlink()
     _save(tmp_path / "B", "001.png", _img(30, 40, 0))
-    ds = PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t())
-    with pytest.raises(DataError, match=r"A/001\.png is 40x40.*B/001\.png is 40x30"):
-        ds[1]
+    with pytest.raises(DataError, match=r"A/001\.png is 40x40.*B/001\.png is 40x30"):  # when built, not when loaded
+        PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t())
+    with pytest.warns(UserWarning, match=r"skipping the pair: paired images differ in size"):
+        ds = PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t(), on_bad_file="skip")
+    assert [p.name for p in ds.paths_a] == ["000.png"]
 
 
 # --- datamodules ------------------------------------------------------------------------------

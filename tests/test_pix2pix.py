@@ -362,21 +362,19 @@ def test_broken_pairs_are_clear_errors_through_the_datamodule(tmp_path: Path) ->
     with pytest.raises(DataError, match=r"missing partner in B for .*train/A/1\.png"):
         dm.setup("fit")
 
-    # Partners of different sizes: refused when loaded, naming both files.
+    # Partners of different sizes: refused at setup (from the headers), naming both files.
     root = _paired_root(tmp_path / "sizes", "folders", [(40, 40)])
     _save(root / "train" / "B" / "0.png", _pattern(40, 30, 0))
     dm = PairedDataModule(str(root), layout="folders", num_workers=0, load_size=36, crop_size=32)
-    dm.setup("fit")
     with pytest.raises(DataError, match=r"A/0\.png is 40x40.*B/0\.png is 30x40"):
-        next(iter(dm.train_dataloader()))
+        dm.setup("fit")
 
-    # Aligned image with an odd width: cannot be split, named.
+    # Aligned image with an odd width: cannot be split, named at setup.
     root = tmp_path / "odd"
     _save(root / "train" / "odd.png", _pattern(20, 41, 0))
     dm = PairedDataModule(str(root), num_workers=0, load_size=36, crop_size=32)
-    dm.setup("fit")
     with pytest.raises(DataError, match=r"odd\.png into A\|B halves: its width 41 is odd"):
-        next(iter(dm.train_dataloader()))
+        dm.setup("fit")
 
 
 def test_fit_on_broken_pairs_is_one_line(synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

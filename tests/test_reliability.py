@@ -371,3 +371,26 @@ def test_fit_mistakes_in_a_real_process(synthetic_root: Path, tmp_path: Path, ex
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in err, err
     assert errors[0].startswith(expected)
+
+
+@pytest.mark.parametrize(("precision", "saved"), [("16-mixed", False), ("32-true", True)])
+def test_nonfinite_message_advice_fits_the_run(tmp_path: Path, precision: str, saved: bool) -> None:
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from gan_translate.callbacks.reliability import nonfinite_message
+
+    checkpoint = ModelCheckpoint(dirpath=tmp_path)
+    if saved:
+        checkpoint.last_model_path = str(tmp_path / "last.ckpt")
+        (tmp_path / "last.ckpt").write_bytes(b"")
+    trainer = SimpleNamespace(global_step=4, current_epoch=0, precision=precision, callbacks=[checkpoint],
+                              fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_idx=1)))
+    message = nonfinite_message(trainer, {"train/g_total": float("nan")})  # type: ignore[arg-type]
+    assert message.startswith("train/g_total is nan at step 4 (epoch 0, batch 2); training stopped before the weights")
+    if saved:
+        assert message.endswith(f"last good checkpoint: {tmp_path / 'last.ckpt'} (try a lower learning rate, or resume from that checkpoint)")
+    else:  # nothing to resume from; fp16's range is the first suspect
+        assert message.endswith("no checkpoint was saved yet (try --trainer.precision bf16-mixed or 32 instead of "
+                                "16-mixed or a lower learning rate)")

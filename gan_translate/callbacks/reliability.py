@@ -119,12 +119,14 @@ def nonfinite_message(
         # batch: 1-based count within the epoch, as in the SIGTERM message
         where = f" at step {step} (epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx + 1})"
     also = f" (also non-finite: {', '.join(n for n, _ in items[1:])})" if len(items) > 1 else ""
-    kept = _last_good_checkpoint(trainer) if trainer is not None else "no checkpoint was written"
+    kept = _last_good_checkpoint(trainer) if trainer is not None else "no checkpoint was saved yet"
     stopped = "before the weights were updated" if before_update else "before this state was saved"
-    return (
-        f"{name} is {value}{where}{also}; training stopped {stopped}, {kept} "
-        "(try a lower learning rate, or resume from that checkpoint)"
-    )
+    advice = ["a lower learning rate"]
+    precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
+    if precision.startswith("16"):  # fp16's range (65504) is the usual suspect, not the learning rate
+        advice.insert(0, f"--trainer.precision bf16-mixed or 32 instead of {precision}")
+    resume = ", or resume from that checkpoint" if kept.startswith("last good checkpoint") else ""
+    return f"{name} is {value}{where}{also}; training stopped {stopped}, {kept} (try {' or '.join(advice)}{resume})"
 
 
 # --- random states ----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ __all__ = [
     "tensor_to_uint8",
     "to_rgb_array",
     "uint8_to_tensor",
+    "upright_size",
 ]
 
 log = logging.getLogger(__name__)
@@ -280,6 +281,17 @@ def _check_one(path: Path, decode: bool) -> str | None:
     except DataError as exc:
         return str(exc)
     return None
+
+
+def upright_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` of an image as :func:`load_image` returns it (EXIF-rotated), from its header only."""
+    with Image.open(path) as img:
+        width, height = img.size
+        try:
+            orientation = img.getexif().get(0x0112, 1)  # 5-8: rotated by 90 degrees, width and height swap
+        except Exception:  # noqa: BLE001 - load_image ignores a broken EXIF block too
+            orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def check_images(

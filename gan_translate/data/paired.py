@@ -6,6 +6,7 @@ pair gets the identical resize, crop and flip and stays pixel-aligned.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from gan_translate.data.base import (
     match_by_name,
     require_targets,
 )
-from gan_translate.data.io import OnBadFile, check_images, list_images, load_image
+from gan_translate.data.io import OnBadFile, check_images, list_images, load_image, upright_size
 from gan_translate.errors import DataError, UserError
 
 __all__ = ["AlignedDataset", "Direction", "PairedFolderDataset"]
@@ -50,7 +51,8 @@ class AlignedDataset(_PairedBase):
     """The classic pix2pix layout: each file holds A (left half) and B (right half) side by side.
 
     ``direction="BtoA"`` swaps them. An odd width cannot be split and raises DataError naming
-    the file. ``A_path`` and ``B_path`` are both the combined file.
+    the file when the dataset is built (skipped with a warning under ``on_bad_file="skip"``).
+    ``A_path`` and ``B_path`` are both the combined file.
     """
 
     def __init__(
@@ -65,9 +67,27 @@ class AlignedDataset(_PairedBase):
         _check_direction(direction)
         self.root = Path(root)
         self.direction = direction
-        self.paths = gather_images(root, max_size, on_bad_file)
+        self.paths = self._splittable(gather_images(root, max_size, on_bad_file), on_bad_file)
         require_targets(transform, (_B_KEY,))
         super().__init__(transform, seed)
+
+    @staticmethod
+    def _splittable(paths: list[Path], on_bad_file: OnBadFile) -> list[Path]:
+        """The files whose width splits into A|B halves, checked from their headers before training starts (not
+        when an epoch first reaches one); odd widths are an error, or skipped with a warning under ``skip``."""
+        odd = [(path, width) for path in paths for width, _ in [upright_size(path)] if width % 2]
+        if not odd:
+            return paths
+        path, width = odd[0]
+        more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+        if on_bad_file != "skip":
+            raise DataError(f"cannot split {path} into A|B halves: its width {width} is odd{more}")
+        for path, width in odd:
+            warnings.warn(f"skipping {path}: its width {width} is odd, so it cannot be split into A|B halves", stacklevel=3)
+        kept = [path for path in paths if path not in {p for p, _ in odd}]
+        if not kept:
+            raise DataError(f"no image in {paths[0].parent} has an even width to split into A|B halves")
+        return kept
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -86,8 +106,9 @@ class PairedFolderDataset(_PairedBase):
     """Two folders whose files pair up by name (``dir_a/x.jpg`` <-> ``dir_b/x.png``; extension may differ).
 
     A file without a partner on either side raises DataError naming it; partners of different
-    sizes raise DataError naming both (when loaded). With ``on_bad_file="skip"`` a pair is
-    dropped when either file is unreadable.
+    sizes raise DataError naming both (from the headers, when the dataset is built). With
+    ``on_bad_file="skip"`` a pair is dropped, with a warning, when either file is unreadable or
+    their sizes differ.
     """
 
     def __init__(
@@ -109,13 +130,30 @@ class PairedFolderDataset(_PairedBase):
         # a B without an A usually means a misnamed file, and silently training without it hides that.
         match_by_name(list_images(dir_b), dir_b, dir_a, "partner in A")
         good_b = set(check_images(paths_b, on_bad_file, decode=on_bad_file == "skip"))
-        pairs = [(a, b) for a, b in zip(paths_a, paths_b) if b in good_b]
+        pairs = self._same_size([(a, b) for a, b in zip(paths_a, paths_b) if b in good_b], on_bad_file)
         if not pairs:
             raise DataError(f"no readable image pairs in {dir_a} and {dir_b}")
         self.paths_a = [a for a, _ in pairs]
         self.paths_b = [b for _, b in pairs]
         require_targets(transform, (_B_KEY,))
         super().__init__(transform, seed)
+
+    @staticmethod
+    def _same_size(pairs: list[tuple[Path, Path]], on_bad_file: OnBadFile) -> list[tuple[Path, Path]]:
+        """The pairs whose two images have one size, checked from their headers before training starts; others
+        are an error, or skipped with a warning under ``skip``."""
+        kept = []
+        for a, b in pairs:
+            size_a, size_b = upright_size(a), upright_size(b)
+            if size_a == size_b:
+                kept.append((a, b))
+                continue
+            message = (f"paired images differ in size: {a} is {size_a[0]}x{size_a[1]}, {b} is {size_b[0]}x{size_b[1]} "
+                       "(width x height)")
+            if on_bad_file != "skip":
+                raise DataError(message)
+            warnings.warn(f"skipping the pair: {message}", stacklevel=3)
+        return kept
 
     def __len__(self) -> int:
         return len(self.paths_a)
