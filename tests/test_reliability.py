@@ -334,7 +334,9 @@ def test_translate_protects_inputs_and_reports_bad_files(tmp_path: Path, capsys:
         (["--data.crop_size", "-3"], "load_size and crop_size must be positive"),
         (["--data.root", "/nonexistent/data"], "dataset folder not found: /nonexistent/data/trainA"),
         (["--trainer.max_epochs", "x"], "--trainer.max_epochs: Expected a int, got 'x'"),
-        (["--model.nonexistent", "3"], "--model: Option 'nonexistent' is not accepted"),
+        (["--model.nonexistent", "3"], "--model: option 'nonexistent' is not accepted"),
+        (["--model.lamda_a", "3"], "--model: option 'lamda_a' is not accepted; did you mean 'lambda_a'?"),
+        (["--data.batchsize", "3"], "--data: option 'batchsize' is not accepted; did you mean 'batch_size'?"),
         (["--data.on_bad_file", "maybe"], "--data.on_bad_file: Expected a typing.Literal['error', 'skip']. Got value: maybe"),
         (["--reliability.signals", "[SIGFOO]"], "reliability: unknown signal 'SIGFOO'; valid: SIGTERM, SIGINT"),
         (["--ckpt_path", "/nonexistent.ckpt"], "checkpoint not found: /nonexistent.ckpt"),
@@ -349,6 +351,21 @@ def test_fit_mistakes_are_one_line(synthetic_root: Path, tmp_path: Path, extra: 
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in err, err
     assert expected in errors[0]
+
+
+def test_config_file_mistakes_name_the_file(synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    quickstart = (REPO_ROOT / "configs" / "cyclegan" / "quickstart.yaml").read_text()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(quickstart.replace("    n_epochs: 4", "    lamda_a: 4\n    n_epochs: 4"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: {a: [1, 2\n")
+    for config, expected in [
+        (typo, f"error: --model: option 'lamda_a' is not accepted (in {typo}); did you mean 'lambda_a'?"),
+        (broken, f"error: config {broken} is not valid YAML: expected ',' or ']', but got '<stream end>' (line 2, column 1)"),
+    ]:
+        assert main(["fit", *_args(synthetic_root, tmp_path), "--config", str(config)]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(expected), errors
 
 
 def test_debug_shows_the_traceback(synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
