@@ -388,3 +388,10 @@ def test_image_folder_datamodule(tmp_path: Path) -> None:
     batches = list(dm.train_dataloader())
     assert len(batches) == 1 and batches[0]["image"].shape == (3, 3, 24, 24)
     assert batches[0]["image"].min() >= -1 and batches[0]["image"].max() <= 1
+
+
+def test_image_folder_root_that_is_a_file_is_named(tmp_path: Path) -> None:
+    _save(tmp_path, "one.png", _img(8, 8, 0))
+    dm = ImageFolderDataModule(str(tmp_path / "one.png"), image_size=8, batch_size=1, num_workers=0)
+    with pytest.raises(DataError, match=r"one\.png is a file, not a folder of images \(check --data.root\)$"):
+        dm.setup("fit")

@@ -112,6 +112,8 @@ class _BaseDataModule(pl.LightningDataModule):
 
     def _require(self, folders: list[Path]) -> None:
         for folder in folders:
+            if folder.is_file():
+                raise DataError(f"{folder} is a file, not a folder of images (check --data.root)")
             if not folder.is_dir():
                 raise DataError(f"dataset folder not found: {folder} ({_DOWNLOAD_HINT})")
 
