@@ -13,12 +13,12 @@ import os
 import sys
 import traceback
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from gan_translate.commands import COMMAND_MODULES, load_command  # noqa: E402
+from gan_translate.config_errors import check_config_syntax, config_files, parse_error_line, unknown_option_hint  # noqa: E402
 from gan_translate.errors import UserError  # noqa: E402
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -43,106 +43,6 @@ def _user_error_in_chain(error: BaseException) -> UserError | None:
         seen.add(id(current))
         current = current.__cause__  # explicit `raise ... from error` only: never mask a bug in a handler
     return None
-
-
-def _parse_error_line(message: str, command: str) -> str:
-    """jsonargparse's multi-line parse error -> ``--model.lr: expected float, got 'abc'`` (one line)."""
-    import re
-
-    keys = re.findall(r'Parser key "([^"]+)"', message)
-    lines = [line.strip().lstrip("- ").strip() for line in message.splitlines()]
-    skip = ("Does not validate", "Subtypes:", "Errors:", "Given value", "Problem with given class_path", "Parser key")
-    details = [line for line in lines if line and not line.startswith(skip) and line != "Expected a <class 'NoneType'>"]
-    inline = re.search(r'Parser key "[^"]+":\s*(\S.*)$', message.splitlines()[0]) if message else None
-    detail = inline.group(1) if inline else (details[0] if details else message.strip().splitlines()[0])
-    detail = re.sub(r"<class '([\w.]+)'>", r"\1", detail)
-    given = re.search(r"Given value: (.*)", message)
-    if given and "Got value" not in detail and "NestedArg" not in given.group(1) and "Namespace" not in given.group(1):
-        detail += f", got {given.group(1).strip()!r}"
-    option = "--" + ".".join(k for k in keys if k != "init_args") + ": " if keys else ""
-    return f"{option}{detail} (see `gan-translate {command} --help`)"
-
-
-def _config_files(args: Sequence[str]) -> list[Path]:
-    """The files given with ``--config FILE`` / ``--config=FILE``."""
-    files = []
-    for index, token in enumerate(args):
-        if token == "--config" and index + 1 < len(args):
-            files.append(Path(args[index + 1]))
-        elif token.startswith("--config="):
-            files.append(Path(token.split("=", 1)[1]))
-    return files
-
-
-def _check_config_syntax(files: Sequence[Path]) -> None:
-    """A config file that is not valid YAML: one line with its name and the line and column at fault
-    (jsonargparse says only "Problems parsing config")."""
-    import yaml
-
-    for path in files:
-        if not path.is_file():
-            continue  # jsonargparse names a missing file itself
-        try:
-            yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-            raise UserError(f"config {path} is not valid YAML: {problem}{where}") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"cannot read config {path}: {error}") from None
-
-
-def _section_class_path(section: str, args: Sequence[str]) -> str | None:
-    """The class a ``--model`` / ``--data`` section names, on the command line (last wins) or in a config file."""
-    import yaml
-
-    for index in range(len(args) - 1, -1, -1):
-        token = args[index]
-        if token in (f"--{section}", f"--{section}.class_path") and index + 1 < len(args):
-            return args[index + 1]
-        if token.startswith((f"--{section}=", f"--{section}.class_path=")):
-            return token.split("=", 1)[1]
-    for path in reversed(_config_files(args)):
-        try:
-            entry = (yaml.safe_load(path.read_text()) or {}).get(section)
-        except (OSError, yaml.YAMLError, AttributeError):
-            continue
-        if isinstance(entry, dict) and entry.get("class_path"):
-            return str(entry["class_path"])
-    return None
-
-
-def _unknown_option_hint(line: str, args: Sequence[str], command: str) -> str:
-    """``--model: Option 'lamda_a' is not accepted`` -> the same, naming the config file that holds it and the
-    closest valid name, without jsonargparse's dump of the whole section."""
-    import difflib
-    import importlib
-    import inspect
-    import re
-
-    match = re.match(r"--(\w+): Option '(\w+)' is not accepted", line)
-    if match is None:
-        return line
-    section, name = match.groups()
-    text = f"--{section}: option '{name}' is not accepted"
-    files = [path for path in _config_files(args) if path.is_file() and re.search(rf"\b{name}\s*:", path.read_text())]
-    if files:
-        text += f" (in {files[0]})"
-    found = re.search(r"'class_path': '([\w.]+)'", line)
-    class_path = found.group(1) if found else _section_class_path(section, args)
-    valid: list[str] = []
-    if class_path:
-        module, _, cls_name = class_path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), cls_name)
-            valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
-        except (ImportError, AttributeError, ValueError, TypeError):
-            valid = []
-    close = difflib.get_close_matches(name, valid, n=1)
-    if close:
-        text += f"; did you mean '{close[0]}'?"
-    return f"{text} (see `gan-translate {command} --help`)"
 
 
 def _extra_command(name: str, args: Sequence[str]) -> int:
@@ -184,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
                 from gan_translate.lightning_cli import run_lightning_cli
 
-                _check_config_syntax(_config_files(rest))
+                check_config_syntax(config_files(rest))
                 run_lightning_cli([command, *rest])
             return 0
         if command in COMMAND_MODULES:
@@ -205,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except argparse.ArgumentError as error:  # LightningCLI parse errors (exit_on_error=False)
         if debug:
             traceback.print_exc()
-        print(f"error: {_unknown_option_hint(_parse_error_line(str(error), command), rest, command)}", file=sys.stderr)
+        print(f"error: {unknown_option_hint(parse_error_line(str(error), command), rest, command)}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - unwrap user errors that a library wrapped, re-raise the rest
         from lightning.fabric.utilities.exceptions import MisconfigurationException
