@@ -15,18 +15,22 @@ from gan_translate.models.base import CHECKPOINT_KEY, GANModule
 _NON_INIT_HPARAMS = ("_instantiator", "_class_path")
 
 
+def newest_checkpoint(folders: Iterable[Path], pattern: str = "last*.ckpt") -> Path | None:
+    """The most recently written file matching ``pattern`` anywhere under ``folders``, or None."""
+    found = [file for folder in folders if folder.is_dir() for file in folder.rglob(pattern) if file.is_file()]
+    return sorted(found, key=lambda file: file.stat().st_mtime)[-1] if found else None
+
+
 def resolve_checkpoint_path(path: str | Path) -> Path:
     """A ``.ckpt`` file, or a run folder: then its newest ``last.ckpt`` (else newest ``*.ckpt``)."""
     path = Path(path).expanduser()
     if path.is_file():
         return path
     if path.is_dir():
-        candidates = sorted(path.rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime) or sorted(
-            path.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime
-        )
-        if not candidates:
+        newest = newest_checkpoint([path]) or newest_checkpoint([path], "*.ckpt")
+        if newest is None:
             raise CheckpointError(f"no .ckpt file found under {path}")
-        return candidates[-1]
+        return newest
     raise CheckpointError(f"checkpoint not found: {path}")
 
 

@@ -54,16 +54,15 @@ def _resolve_ckpt_path(config) -> None:  # noqa: ANN001 - a jsonargparse Namespa
     ckpt_path = config.get("ckpt_path") if config is not None else None
     if not ckpt_path:
         return
-    from gan_translate.checkpoint import resolve_checkpoint_path
+    from gan_translate.checkpoint import newest_checkpoint, resolve_checkpoint_path
     from gan_translate.errors import CheckpointError
 
     if ckpt_path == "last":
-        roots = [root for root in _run_roots(config) if root.is_dir()]
-        found = [path for root in roots for path in root.rglob("last*.ckpt") if path.is_file()]
-        if not found:
-            where = ", ".join(str(root) for root in _run_roots(config)) or "(no trainer.default_root_dir or logger save_dir set)"
+        roots = _run_roots(config)
+        resolved = newest_checkpoint(roots)
+        if resolved is None:
+            where = ", ".join(str(root) for root in roots) or "(no trainer.default_root_dir or logger save_dir set)"
             raise CheckpointError(f"--ckpt_path last: no last.ckpt under {where}; give the path of the checkpoint to resume")
-        resolved = max(found, key=lambda path: path.stat().st_mtime)
     elif Path(str(ckpt_path)).expanduser().is_dir():
         resolved = resolve_checkpoint_path(ckpt_path)
     else:

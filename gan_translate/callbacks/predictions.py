@@ -9,18 +9,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
-from gan_translate.data.io import save_image, tensor_to_uint8
+from gan_translate.data.io import save_image, tensor_to_uint8, unused_path
 
 # The keys under which the framework's datasets hand over each image's file (unpaired test A, paired A).
 _PATH_KEYS = ("path", "A_path")
-
-
-def _fresh_folder(parent: Path, name: str) -> Path:
-    """``parent/name``, or ``name-1``, ``name-2``, ... : never a folder holding earlier results."""
-    folder, index = parent / name, 1
-    while folder.exists():
-        folder, index = parent / f"{name}-{index}", index + 1
-    return folder
 
 
 class PredictionImageWriter(BasePredictionWriter):
@@ -40,7 +32,7 @@ class PredictionImageWriter(BasePredictionWriter):
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from gan_translate.callbacks.run_config import run_dir
 
-        folder = self.output_dir or _fresh_folder(run_dir(trainer), "predictions")
+        folder = self.output_dir or unused_path(run_dir(trainer) / "predictions")  # never over earlier results
         if trainer.world_size > 1:
             folder = Path(trainer.strategy.broadcast(str(folder)))  # rank 0's choice: one folder for all
         self.folder, self.written = folder, 0

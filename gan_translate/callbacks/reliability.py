@@ -96,15 +96,18 @@ def last_checkpoint_path(trainer: pl.Trainer) -> tuple[Path, ModelCheckpoint | N
     return folder / "last.ckpt", None
 
 
-def _last_good_checkpoint(trainer: pl.Trainer) -> str:
+def _last_good_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The newest checkpoint this run's ModelCheckpoints wrote, or None."""
     candidates = []
     for callback in _model_checkpoints(trainer):
         for path in (callback.last_model_path, callback.best_model_path):
             if path and os.path.exists(path):
                 candidates.append(path)
-    if not candidates:
-        return "no checkpoint was saved yet"
-    return f"last good checkpoint: {max(candidates, key=os.path.getmtime)}"
+    return max(candidates, key=os.path.getmtime) if candidates else None
+
+
+def _checkpoint_kept(path: str | None) -> str:
+    return f"last good checkpoint: {path}" if path else "no checkpoint was saved yet"
 
 
 def nonfinite_message(
@@ -119,13 +122,14 @@ def nonfinite_message(
         # batch: 1-based count within the epoch, as in the SIGTERM message
         where = f" at step {step} (epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx + 1})"
     also = f" (also non-finite: {', '.join(n for n, _ in items[1:])})" if len(items) > 1 else ""
-    kept = _last_good_checkpoint(trainer) if trainer is not None else "no checkpoint was saved yet"
+    last_good = _last_good_checkpoint(trainer) if trainer is not None else None
+    kept = _checkpoint_kept(last_good)
     stopped = "before the weights were updated" if before_update else "before this state was saved"
     advice = ["a lower learning rate"]
     precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
     if precision.startswith("16"):  # fp16's range (65504) is the usual suspect, not the learning rate
         advice.insert(0, f"--trainer.precision bf16-mixed or 32 instead of {precision}")
-    resume = ", or resume from that checkpoint" if kept.startswith("last good checkpoint") else ""
+    resume = ", or resume from that checkpoint" if last_good else ""
     return f"{name} is {value}{where}{also}; training stopped {stopped}, {kept} (try {' or '.join(advice)}{resume})"
 
 
@@ -340,7 +344,7 @@ class Reliability(Callback):
             # exactly); the last checkpoint stands. main() prints `message` and exits with `code`, as for ours.
             exception.message = (  # type: ignore[attr-defined]
                 f"stopped on SIGTERM at step {trainer.global_step} outside the training loop; "
-                f"{_last_good_checkpoint(trainer)}"
+                f"{_checkpoint_kept(_last_good_checkpoint(trainer))}"
             )
             exception.code = 128 + int(signal.SIGTERM)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.cli import SaveConfigCallback
 
+from gan_translate.data.io import unused_path
+
 
 def run_dir(trainer: pl.Trainer) -> Path:
     """The folder Lightning's ModelCheckpoint will use, minus ``checkpoints/`` (its own resolution rule)."""
@@ -27,9 +29,5 @@ class RunConfigSaver(SaveConfigCallback):
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         folder = run_dir(trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / self.config_filename
-        index = 1
-        while path.exists():  # a resumed run keeps the first config and adds its own
-            path = folder / f"config-{index}.yaml"
-            index += 1
+        path = unused_path(folder / self.config_filename)  # a resumed run keeps the first config and adds its own
         self.parser.save(self.config, str(path), skip_none=False, multifile=self.multifile)

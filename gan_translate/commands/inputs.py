@@ -7,9 +7,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
-from PIL import Image
-
-from gan_translate.data.io import IMG_EXTENSIONS, list_images
+from gan_translate.data.io import IMG_EXTENSIONS, list_images, writable_image_format
 from gan_translate.errors import UserError
 
 #: What a result whose input has an extension no image writer knows (``photo``, ``scan.heic``) is saved as.
@@ -47,18 +45,20 @@ def collect_inputs(
         path = Path(spec).expanduser()
         if path.is_file():
             matches = [(path, path.parent)]
-        elif path.is_dir():
-            matches = [(file, path) for file in list_images(path, recursive=recursive)]
-        elif glob.has_magic(spec):
-            root = _glob_root(path)
-            files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-            matches = [(file, root) for file in files if file.is_file() and file.suffix.lower() in IMG_EXTENSIONS]
-            if not matches:
-                raise UserError(f"no images match {spec!r}")
         else:
-            raise UserError(f"input not found: {spec}")
-        if not path.is_file() and not _inside(_glob_root(path).resolve(), excluded):
-            matches = [(file, root) for file, root in matches if not _inside(file.resolve(), excluded)]
+            if path.is_dir():
+                root = path
+                matches = [(file, root) for file in list_images(root, recursive=recursive)]
+            elif glob.has_magic(spec):
+                root = _glob_root(path)
+                files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+                matches = [(file, root) for file in files if file.is_file() and file.suffix.lower() in IMG_EXTENSIONS]
+                if not matches:
+                    raise UserError(f"no images match {spec!r}")
+            else:
+                raise UserError(f"input not found: {spec}")
+            if not _inside(root.resolve(), excluded):
+                matches = [(file, root) for file, root in matches if not _inside(file.resolve(), excluded)]
         for file, root in matches:
             found.setdefault(file.resolve(), (file, root))
     if not found:
@@ -66,19 +66,10 @@ def collect_inputs(
     return list(found.values())
 
 
-def is_writable_image_name(path: Path) -> bool:
-    """Whether PIL can write an image under ``path``'s extension."""
-    image_format = Image.registered_extensions().get(path.suffix.lower())
-    if image_format is None:
-        return False
-    Image.init()  # registers every writer, so SAVE is complete
-    return image_format in Image.SAVE
-
-
 def result_name(relative: Path, suffix: str = "") -> Path:
     """The name a result of the input ``relative`` is saved under: the same name with ``suffix`` before the
     extension, or the whole name plus ``.png`` when no image writer knows the input's extension."""
-    if not is_writable_image_name(relative):
+    if writable_image_format(relative) is None:
         return relative.with_name(f"{relative.name}{suffix}{FALLBACK_EXTENSION}")
     return relative.with_name(f"{relative.stem}{suffix}{relative.suffix}")
 
@@ -104,7 +95,7 @@ def plan_outputs(inputs: Sequence[tuple[Path, Path]], output: str | os.PathLike[
     if any(sep in suffix for sep in (os.sep, os.altsep, "/") if sep):
         raise UserError(f"--suffix {suffix!r} must not contain a path separator")
     output = Path(output).expanduser()
-    if not output.is_dir() and is_writable_image_name(output):
+    if not output.is_dir() and writable_image_format(output) is not None:
         if len(inputs) != 1:
             raise UserError(
                 f"--output {output} names one image file, but {len(inputs)} input images were given; "

@@ -36,7 +36,9 @@ __all__ = [
     "tensor_to_uint8",
     "to_rgb_array",
     "uint8_to_tensor",
+    "unused_path",
     "upright_size",
+    "writable_image_format",
 ]
 
 log = logging.getLogger(__name__)
@@ -180,8 +182,25 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise DataError(f"cannot read image {path}: unsupported image mode {img.mode} ({_one_line(exc)})") from None
 
 
-def _pil_format_for(path: Path) -> str:
+def unused_path(path: Path) -> Path:
+    """``path``, or ``<stem>-1<suffix>``, ``<stem>-2<suffix>``, ...: the first name beside it that nothing has."""
+    candidate, index = path, 1
+    while candidate.exists():
+        candidate, index = path.with_name(f"{path.stem}-{index}{path.suffix}"), index + 1
+    return candidate
+
+
+def writable_image_format(path: Path) -> str | None:
+    """The PIL format that writes images under ``path``'s extension, or None when no writer knows it."""
     fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        return None
+    Image.init()  # registers every writer, so SAVE is complete
+    return fmt if fmt in Image.SAVE else None
+
+
+def _pil_format_for(path: Path) -> str:
+    fmt = writable_image_format(path)
     if fmt is None:
         raise DataError(f"cannot save image {path}: unknown image extension {path.suffix!r} (use e.g. .png or .jpg)")
     return fmt

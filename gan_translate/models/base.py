@@ -13,7 +13,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchvision.utils import make_grid
 
 from gan_translate import __version__
-from gan_translate.data.io import save_image, tensor_to_uint8
+from gan_translate.data.io import save_image, tensor_to_uint8, unused_path
 
 CHECKPOINT_KEY = "gan_translate"
 
@@ -230,12 +230,7 @@ class GANModule(pl.LightningModule):
             fn = self.trainer.state.fn
             prefix = "" if fn is None or fn.value == "fit" else f"{fn.value}_"
             name = f"{prefix}{key.replace('/', '_')}_epoch{self.current_epoch:03d}_step{step:07d}"
-            path = self.samples_dir / f"{name}.png"
-            index = 1
-            while path.exists():
-                path = self.samples_dir / f"{name}-{index}.png"
-                index += 1
-            save_image(grid, path)
+            save_image(grid, unused_path(self.samples_dir / f"{name}.png"))
 
     def run_dir(self) -> Path:
         """The run folder: the one holding ``checkpoints/`` (else the trainer's root folder)."""
