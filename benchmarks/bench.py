@@ -144,7 +144,7 @@ def _train_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from lightning.pytorch.callbacks import Callback
     from torch.utils.data import DataLoader
 
-    from gan_translate.perf import PerformanceOptions
+    from gan_translate.callbacks import PerformanceOptions
 
     flags = _flags(spec["variant"])
     device = spec["device"]
@@ -229,8 +229,7 @@ def _infer(spec: dict[str, Any]) -> dict[str, Any]:
             out = classic_inference(generator, images.to(device))
             return out.cpu()
     else:
-        from gan_translate.inference import Translator
-        from gan_translate.perf import compile_for_inference, prepare_for_inference
+        from gan_translate.inference import Translator, compile_for_inference, prepare_for_inference
 
         flags = _flags(spec["variant"])
         model = _our_model(spec)

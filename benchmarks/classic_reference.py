@@ -401,7 +401,9 @@ def classic_inference(generator: nn.Module, image: Tensor) -> Tensor:
 
 def parameter_counts() -> dict[str, int]:
     """Parameter counts of the transcribed networks (REFERENCE.md: 11,378,179 / 54,413,955 / 2,764,737 / 2,768,705)."""
-    count = lambda net: sum(p.numel() for p in net.parameters())
+    def count(net: torch.nn.Module) -> int:
+        return sum(p.numel() for p in net.parameters())
+
     with torch.device("meta"):
         return {
             "resnet_9blocks_instance": count(ClassicResnetGenerator()),

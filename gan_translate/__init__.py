@@ -7,7 +7,7 @@ import os
 # albumentations asks the network for updates on import; training must never depend on the network.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-__version__ = "0.1.0"
+from gan_translate.version import __version__
 
 __all__ = ["__version__", "load_translator"]
 

@@ -13,13 +13,18 @@ import os
 import sys
 import traceback
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from gan_translate.commands import COMMAND_MODULES, load_command  # noqa: E402
-from gan_translate.config_errors import check_config_syntax, config_files, parse_error_line, unknown_option_hint  # noqa: E402
-from gan_translate.errors import UserError  # noqa: E402
+from gan_translate.commands import COMMAND_MODULES, load_command
+from gan_translate.errors import UserError
+from gan_translate.training.config_errors import (
+    check_config_syntax,
+    config_files,
+    parse_error_line,
+    unknown_option_hint,
+)
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -82,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in LIGHTNING_SUBCOMMANDS:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-                from gan_translate.lightning_cli import run_lightning_cli
+                from gan_translate.training.lightning_cli import run_lightning_cli
 
                 check_config_syntax(config_files(rest))
                 run_lightning_cli([command, *rest])
@@ -97,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_one_line(error)}", file=sys.stderr)
         return error.exit_code
     except SystemExit as stop:
-        message = getattr(stop, "message", None)  # callbacks.reliability.TrainingInterrupted: saved, then stopped
+        message = getattr(stop, "message", None)  # callbacks.scheduled_checkpoints.TrainingInterrupted: saved, then stopped
         if message is None:
             raise
         print(f"stopped: {message}", file=sys.stderr)
@@ -107,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {unknown_option_hint(parse_error_line(str(error), command), rest, command)}", file=sys.stderr)
         return 2
-    except Exception as error:  # noqa: BLE001 - unwrap user errors that a library wrapped, re-raise the rest
+    except Exception as error:
         from lightning.fabric.utilities.exceptions import MisconfigurationException
 
         if isinstance(error, MisconfigurationException):  # Lightning's word for a setting that cannot work

@@ -20,3 +20,11 @@ class CheckpointError(UserError):
 
 class DataError(UserError):
     """A dataset folder or image that cannot be used as given."""
+
+
+class CapabilityError(UserError):
+    """A model asked for something it cannot do: a DCGAN to translate, a one-way Pix2Pix to translate BtoA."""
+
+
+class NonFiniteLossError(UserError):
+    """A training loss became NaN or infinite: training stops and the last good checkpoint is kept."""

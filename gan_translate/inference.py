@@ -8,9 +8,10 @@ instance norm sees and so the result.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +19,28 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from gan_translate.artifacts import load_model, resolve_checkpoint_path
+from gan_translate.directions import check_direction
 from gan_translate.errors import UserError
+from gan_translate.images import as_tensor_image, tensor_to_uint8
 
-TRANSLATOR_MODELS = ("cyclegan", "pix2pix")
-DIRECTIONS = ("AtoB", "BtoA")
+__all__ = [
+    "INFERENCE_PRECISIONS",
+    "Translator",
+    "autocast_dtype",
+    "compile_for_inference",
+    "load_translator",
+    "pad_to_multiple",
+    "prepare_for_inference",
+    "resolve_device",
+]
+
+INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16")
+# Channels-last for inference by device type, where the benchmark measured it faster (benchmarks/RESULTS.md).
+# CPU (oneDNN, 2-core AMD EPYC with AVX512-BF16): slower for the ResNet / U-Net generators, in fp32 and in
+# bf16 (instance norm and reflection padding reorder the memory back and forth). CUDA (H200, cuDNN 9.19): slower
+# too, with bf16 included (CycleGAN translate batch 8: 1028 img/s bf16, 817 bf16 + channels-last).
+DEFAULT_INFERENCE_CHANNELS_LAST: dict[str, bool] = {"cpu": False, "cuda": False}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -59,33 +78,34 @@ def pad_to_multiple(batch: Tensor, multiple: int, min_size: int = 1) -> tuple[Te
     return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode), (height, width)
 
 
-def as_tensor_image(image: np.ndarray | Image.Image | Tensor, channels: int) -> Tensor:
-    """One image (uint8 HxW[xC] array, PIL image, or CHW tensor in [-1, 1]) -> CHW float in [-1, 1]."""
-    if isinstance(image, Tensor):
-        tensor = image.float()
-    else:
-        if isinstance(image, Image.Image):
-            from gan_translate.data.io import to_rgb_array
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """``fp32`` -> None (no autocast), ``bf16`` -> bfloat16, ``fp16`` -> float16."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
-            array = to_rgb_array(image)
-        else:
-            array = np.asarray(image)
-        if array.ndim == 2:
-            array = array[:, :, None]
-        if array.dtype != np.uint8:
-            raise UserError(f"expected a uint8 image array, got dtype {array.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 127.5 - 1.0
-    if tensor.shape[0] == channels:
-        return tensor
-    if channels == 3 and tensor.shape[0] == 1:
-        return tensor.expand(3, -1, -1)
-    if channels == 1 and tensor.shape[0] >= 3:
-        # ITU-R BT.601 luma, as PIL's "L" conversion.
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-        return (tensor[:3] * weights).sum(0, keepdim=True)
-    if tensor.shape[0] == 4 and channels == 3:
-        return tensor[:3]
-    raise UserError(f"cannot feed a {tensor.shape[0]}-channel image to a {channels}-channel generator")
+
+def prepare_for_inference(
+    network: nn.Module, device: torch.device, channels_last: bool | None = None
+) -> tuple[nn.Module, bool]:
+    """Move ``network`` to ``device`` (in place), reorder its weights channels-last when asked; returns both.
+
+    ``channels_last=None`` picks the measured default: see ``DEFAULT_INFERENCE_CHANNELS_LAST``.
+    """
+    network.to(device)
+    if channels_last is None:
+        channels_last = DEFAULT_INFERENCE_CHANNELS_LAST.get(device.type, False)
+    if channels_last:
+        network.to(memory_format=torch.channels_last)
+    return network, channels_last
+
+
+def compile_for_inference(network: nn.Module) -> nn.Module:
+    """``torch.compile`` ``network`` in place for inference only, with weight freezing (constant folding and
+    prepacked convolution weights); the first call compiles (about 15 s for a ResNet-9 on a 2-core CPU).
+    Calls must then run under ``torch.inference_mode`` / ``no_grad``, as :class:`Translator` does."""
+    network.compile(options={"freezing": True})
+    return network
 
 
 @dataclass
@@ -112,8 +132,6 @@ class Translator:
     @torch.inference_mode()
     def translate_batch(self, batch: Tensor) -> Tensor:
         """NCHW in [-1, 1] (all the same size) -> NCHW in [-1, 1], same H and W."""
-        from gan_translate.perf import autocast_dtype
-
         padded, (height, width) = pad_to_multiple(batch.to(self.device), self.size_multiple, self.min_size)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
@@ -127,8 +145,6 @@ class Translator:
 
     def __call__(self, image: np.ndarray | Image.Image | Tensor) -> np.ndarray:
         """Translate one image; returns a uint8 HxWxC array of the same height and width."""
-        from gan_translate.data.io import tensor_to_uint8
-
         tensor = as_tensor_image(image, self.in_channels)
         return tensor_to_uint8(self.translate_batch(tensor.unsqueeze(0))[0])
 
@@ -136,8 +152,6 @@ class Translator:
         self, images: Iterable[tuple[Any, np.ndarray]], batch_size: int = 8
     ) -> Iterator[tuple[Any, np.ndarray]]:
         """Translate ``(key, uint8 image)`` pairs, batching images of equal size; yields ``(key, result)``."""
-        from gan_translate.data.io import tensor_to_uint8
-
         if batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {batch_size}")
         buckets: dict[tuple[int, ...], list[tuple[Any, Tensor]]] = {}
@@ -172,29 +186,26 @@ def load_translator(
     precision: str = "fp32",
     channels_last: bool | None = None,
     compile: bool = False,  # noqa: A002 - torch's word for it
+    command: str = "translate",
+    hint: str = "",
 ) -> Translator:
-    """Rebuild the generator for ``direction`` from a CycleGAN / Pix2Pix checkpoint (file or run folder).
+    """Rebuild the generator for ``direction`` from a translator's checkpoint or export (file or run folder).
 
     ``precision``: ``fp32`` (default, exact), ``bf16`` or ``fp16`` autocast (bf16 on a CPU with AVX512-BF16:
     ~2x faster, outputs within a few uint8 levels of fp32). ``channels_last``: NHWC weights and batches; None
-    picks it where it was measured faster (``perf.DEFAULT_INFERENCE_CHANNELS_LAST``). ``compile``:
+    picks it where it was measured faster (``DEFAULT_INFERENCE_CHANNELS_LAST``). ``compile``:
     ``torch.compile`` with frozen weights (the first batch of each image size compiles). Measured speeds and
-    output differences: benchmarks/RESULTS.md.
+    output differences: benchmarks/RESULTS.md. ``command`` names the caller in the error for a checkpoint of a
+    model that does not translate, and ``hint`` is added to it.
     """
-    from gan_translate.checkpoint import build_model, load_checkpoint, model_name
-    from gan_translate.perf import autocast_dtype, prepare_for_inference
-
-    if direction not in DIRECTIONS:
-        raise UserError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    check_direction(direction, "--direction")
     autocast_dtype(precision)  # a bad name fails before the checkpoint is read
-    state = load_checkpoint(checkpoint)
-    model = build_model(state, allowed=TRANSLATOR_MODELS, command="translate")
+    path = resolve_checkpoint_path(checkpoint)  # a run folder: its newest checkpoint, named in the summaries
+    model = load_model(path, capability="translate", command=command, hint=hint)
     network = model.inference_network(direction)
     target = resolve_device(device)
     network, channels_last = prepare_for_inference(network, target, channels_last)
     if compile:
-        from gan_translate.perf import compile_for_inference
-
         compile_for_inference(network)
     hparams = dict(model.hparams)
     in_channels = int(hparams.get("in_channels" if direction == "AtoB" else "out_channels", 3))
@@ -204,10 +215,10 @@ def load_translator(
         size_multiple=int(getattr(network, "size_multiple", 1)),
         min_size=int(getattr(network, "min_size", 1)),
         in_channels=in_channels,
-        model_name=model_name(state),
+        model_name=model.model_name,
         direction=direction,
         hparams=hparams,
         precision=precision,
         channels_last=channels_last,
-        checkpoint_path=str(state.get("_path", checkpoint)),
+        checkpoint_path=str(path),
     )

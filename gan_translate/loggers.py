@@ -12,13 +12,19 @@ from __future__ import annotations
 import netrc
 import os
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from gan_translate.lightning_compat import discard_wandb_experiment, started_wandb_run, wandb_init_kwargs
+
+__all__ = ["WANDB_MODES", "WandbLogger", "WandbMode", "resolve_wandb_mode", "start_wandb_run", "wandb_credentials_available"]
+
 WandbMode = Literal["auto", "online", "offline", "disabled"]
+WANDB_MODES: tuple[str, ...] = ("auto", "online", "offline", "disabled")
 
 # With credentials but no network, wandb.init would wait ~100 s before giving up: keep it short.
 _ONLINE_INIT_TIMEOUT_S = 30.0
@@ -68,7 +74,7 @@ class WandbLogger(_LightningWandbLogger):
         save_dir: str = "runs",
         mode: WandbMode = "auto",
         log_model: bool = False,
-        id: str | None = None,
+        id: str | None = None,  # noqa: A002 - Lightning's and wandb's name for it
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -95,27 +101,39 @@ class WandbLogger(_LightningWandbLogger):
         super().finalize(status)
         # Close the run so its files are flushed and the next `fit` in this process starts a new run
         # (Lightning leaves it open, and a later WandbLogger would silently reuse it).
-        if self._experiment is not None and hasattr(self._experiment, "finish"):
-            run_id = self._experiment.id
-            self._experiment.finish(exit_code=0 if status == "success" else 1)
+        run = started_wandb_run(self)
+        if run is not None and hasattr(run, "finish"):
+            run.finish(exit_code=0 if status == "success" else 1)
             # A later stage (e.g. `trainer.test` after `fit`) continues this same run.
-            self._id = self._wandb_init["id"] = run_id
-            self._experiment = None
+            discard_wandb_experiment(self, run_id=run.id)
 
     @property
     def experiment(self) -> Any:
         try:
             return super().experiment
-        except Exception as error:  # noqa: BLE001 - any failure to reach W&B must not stop training
-            if self._wandb_init.get("mode") != "online":
+        except Exception as error:
+            init = wandb_init_kwargs(self)
+            if init.get("mode") != "online":
                 raise
             warnings.warn(
                 f"W&B online run could not start ({type(error).__name__}: {error}); logging offline instead. "
                 "Upload it later with `wandb sync`.",
                 stacklevel=2,
             )
-            self._wandb_init["mode"] = "offline"
-            self._wandb_init.pop("settings", None)
+            init["mode"] = "offline"
+            init.pop("settings", None)
             self.mode = "offline"
-            self._experiment = None
+            discard_wandb_experiment(self)
             return super().experiment
+
+
+def start_wandb_run(project: str, directory: str | Path, mode: WandbMode, job_type: str, config: dict[str, Any]) -> Any:
+    """A W&B run for a command outside training (``stylize``, ``compare``): offline unless logged in, and never a
+    long wait for the network (as :class:`WandbLogger`). Its local files go to ``directory``."""
+    import wandb
+
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    resolved = resolve_wandb_mode(mode)
+    settings = wandb.Settings(init_timeout=_ONLINE_INIT_TIMEOUT_S) if resolved == "online" else None
+    return wandb.init(project=project, dir=str(directory), mode=resolved, job_type=job_type,
+                      config=config, settings=settings, reinit="finish_previous")

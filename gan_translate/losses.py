@@ -6,8 +6,8 @@ discriminator's raw outputs (logits, never probabilities: the networks have no f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

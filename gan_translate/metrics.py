@@ -31,8 +31,9 @@ import importlib
 import importlib.util
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,7 @@ from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
 from torchmetrics.utilities.data import dim_zero_cat
 
 from gan_translate.errors import UserError
+from gan_translate.images import images_to_uint8, match_channels
 
 __all__ = [
     "ALL_METRICS",
@@ -56,12 +58,10 @@ __all__ = [
     "RandomConvFeatures",
     "SeededKID",
     "build_feature_network",
-    "images_to_uint8",
     "paired_metrics",
     "parse_metrics",
     "resize_for_features",
     "resize_to",
-    "to_unit_range",
 ]
 
 PAIRED_METRICS: tuple[str, ...] = ("l1", "psnr", "ssim")
@@ -77,11 +77,6 @@ PAIRED_POLICY = "at the ground truth's size; a prediction of another size is res
 
 
 # --- paired metrics ----------------------------------------------------------------------------------
-def to_unit_range(images: Tensor) -> Tensor:
-    """[-1, 1] -> [0, 1], clamped (generators can overshoot slightly before tanh saturates)."""
-    return ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
 def paired_metrics(prefix: str = "", postfix: str = "") -> MetricCollection:
     """L1, PSNR and SSIM as one collection: ``update(prediction01, target01)`` then ``compute()``."""
     return MetricCollection(
@@ -108,21 +103,11 @@ def parse_metrics(spec: str | Sequence[str]) -> list[str]:
 
 
 # --- the image policy ----------------------------------------------------------------------------------
-def images_to_uint8(images: Tensor) -> Tensor:
-    """NCHW in [-1, 1] -> NCHW uint8, rounded exactly as :func:`gan_translate.data.io.tensor_to_uint8` saves."""
-    x = torch.nan_to_num(images.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
-    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-
-
 def _three_channels(images: Tensor) -> Tensor:
-    channels = images.shape[1]
-    if channels == 3:
-        return images
-    if channels == 1:
-        return images.expand(-1, 3, -1, -1)
-    if channels == 4:
-        return images[:, :3]
-    raise UserError(f"FID/KID need 1-, 3- or 4-channel images, got {channels} channels")
+    try:
+        return match_channels(images, 3)
+    except UserError:
+        raise UserError(f"FID/KID need 1-, 3- or 4-channel images, got {images.shape[1]} channels") from None
 
 
 def _resize_uint8(images: Tensor, size: tuple[int, int]) -> Tensor:
@@ -183,7 +168,7 @@ class RandomConvFeatures(nn.Module):
         self.num_features = 2 * sum(self.widths[1:])
         self.feature_name = f"random-conv-v{self.version}-{self.num_features}" + (f"-seed{seed}" if seed else "")
 
-    def train(self, mode: bool = True) -> "RandomConvFeatures":
+    def train(self, mode: bool = True) -> RandomConvFeatures:
         return super().train(False)  # nothing behaves differently in training: eval forever, like torchmetrics' Inception
 
     def forward(self, images: Tensor) -> Tensor:

@@ -6,7 +6,8 @@ raises a :class:`~gan_translate.errors.UserError` that lists the valid ones.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from gan_translate.errors import UserError
 
@@ -24,13 +25,18 @@ class Registry(Generic[T]):
         """Decorator: ``@GENERATORS.register("resnet_9blocks")`` (defaults to the object's ``__name__``)."""
 
         def add(obj: T) -> T:
-            key = name or getattr(obj, "__name__")
+            key = name or obj.__name__
             if key in self._entries:
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
             self._entries[key] = obj
             return obj
 
         return add
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test's or a plugin's temporary entry); an unknown name is an error as in ``get``."""
+        self.get(name)
+        del self._entries[name]
 
     def get(self, name: str) -> T:
         try:

@@ -14,8 +14,8 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 # made two threads 4-10x slower per training step (measured).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -19,8 +19,8 @@ def tiny_cyclegan_args(data_root: Path, run_dir: Path, epochs: int = 1, batches:
         "--config", str(CONFIGS / "cyclegan" / "quickstart.yaml"),
         "--data.root", str(data_root),
         "--data.synthetic", "false",
-        "--data.load_size", "36",
-        "--data.crop_size", "32",
+        "--data.transform.load_size", "36",
+        "--data.transform.crop_size", "32",
         "--data.batch_size", "2",
         "--data.num_workers", "0",
         "--model.ngf", "8",
@@ -88,8 +88,8 @@ def tiny_pix2pix_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: 
         "--data.root", str(data_root),
         "--data.synthetic", "false",
         "--data.layout", "auto",
-        "--data.load_size", "36",
-        "--data.crop_size", "32",
+        "--data.transform.load_size", "36",
+        "--data.transform.crop_size", "32",
         "--data.batch_size", "2",
         "--data.num_workers", "0",
         "--model.ngf", "8",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 
 from gan_translate.cli import _one_line, main
-from gan_translate.data import UnpairedDataModule
+from gan_translate.data import ImageTransform, UnpairedDataModule
 from gan_translate.errors import DataError
 from tests.helpers import tiny_cyclegan_args
 
@@ -39,7 +40,7 @@ def _odd(folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     rgb = _rgb(40, 44, 1)
     Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
-    Image.fromarray((rgb[:, :, 0].astype(np.uint16) * 257)).save(folder / "gray16.png")
+    Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(folder / "gray16.png")
     Image.fromarray(rgb).convert("P").save(folder / "palette.png")
     Image.fromarray(rgb).convert("P").save(folder / "palette_alpha.png", transparency=3)
     Image.fromarray(rgb[:, :, 1]).save(folder / "gray.png")
@@ -70,7 +71,7 @@ def _root(tmp_path: Path) -> Path:
 
 
 def _dm(root: Path, **kwargs: object) -> UnpairedDataModule:
-    defaults = dict(load_size=36, crop_size=32, batch_size=2, num_workers=0, val_max_images=2)
+    defaults = dict(transform=ImageTransform(load_size=36, crop_size=32), batch_size=2, num_workers=0, val_max_images=2)
     return UnpairedDataModule(str(root), **{**defaults, **kwargs})
 
 
@@ -131,7 +132,7 @@ def test_permission_denied_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
     locked = root / "trainA" / "good1.png"
     real_open = Image.open
 
-    def guarded(fp, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def guarded(fp: Any, *args: Any, **kwargs: Any) -> Any:
         if Path(str(fp)) == locked:
             raise PermissionError(13, "Permission denied", str(fp))
         return real_open(fp, *args, **kwargs)

@@ -8,13 +8,13 @@ import pickle
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from gan_translate.checkpoint import build_model, load_checkpoint
-from gan_translate.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
+from gan_translate.artifacts import AtomicCheckpointIO, atomic_torch_save, build_model, load_checkpoint
 from gan_translate.cli import main
 from gan_translate.errors import CheckpointError
 from gan_translate.models import CycleGAN
@@ -46,7 +46,7 @@ class _Touch:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self) -> tuple[Any, ...]:
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
@@ -56,7 +56,7 @@ class _System:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self) -> tuple[Any, ...]:
         return (os.system, (f"touch {self.marker}",))
 
 
@@ -164,7 +164,7 @@ def _truncated(tmp_path: Path) -> Path:
         # a zip that is no torch archive, and a pickle stream cut short: torch.load's own failures
         (lambda d: (zipfile.ZipFile(d / "zip.ckpt", "w").close(), d / "zip.ckpt")[1], "not a readable PyTorch checkpoint"),
         (lambda d: ((d / "pickle.ckpt").write_bytes(b"\x80\x02"), d / "pickle.ckpt")[1], "not a readable PyTorch checkpoint"),
-        (lambda d: write_checkpoint(d / "dcgan.ckpt", model_name="dcgan"), "is a dcgan checkpoint; `translate` needs one of: cyclegan, pix2pix"),
+        (lambda d: write_checkpoint(d / "dcgan.ckpt", model_name="dcgan"), "is a dcgan checkpoint; `translate` needs a model that translates images: cyclegan, pix2pix"),
         (lambda d: (d / "emptydir").mkdir() or d / "emptydir", "no .ckpt file found under"),
         (lambda d: d / "missing.ckpt", "checkpoint not found"),
     ],

@@ -17,11 +17,9 @@ from gan_translate.data.io import (
     list_images,
     load_image,
     save_image,
-    tensor_to_uint8,
-    to_rgb_array,
-    uint8_to_tensor,
 )
 from gan_translate.errors import DataError, UserError
+from gan_translate.images import tensor_to_uint8, to_rgb_array, uint8_to_tensor
 
 
 def _rgb(h: int = 6, w: int = 8, seed: int = 0) -> np.ndarray:

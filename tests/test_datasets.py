@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from gan_translate.data.datamodules import ImageFolderDataModule, PairedDataModule, UnpairedDataModule
+from gan_translate.data.options import ImageTransform, SyntheticSet
 from gan_translate.data.paired import AlignedDataset, PairedFolderDataset
 from gan_translate.data.single import ImageFolderDataset
 from gan_translate.data.transforms import build_transform, seed_dataset, seed_worker
@@ -223,7 +224,8 @@ def unpaired_root(tmp_path: Path) -> Path:
 
 
 def _dm_kw(**kw: Any) -> dict[str, Any]:
-    return {"load_size": 36, "crop_size": 32, "num_workers": 0, **kw}
+    transform = ImageTransform(**{"load_size": 36, "crop_size": 32, **kw.pop("transform", {})})
+    return {"transform": transform, "num_workers": 0, **kw}
 
 
 def test_unpaired_datamodule_batches(unpaired_root: Path) -> None:
@@ -271,14 +273,14 @@ def test_missing_root_points_to_download(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"horse2zebra/trainA.*datasets/download\.py"):
         dm.setup("fit")
     with pytest.raises(Exception, match="unknown preprocess"):
-        UnpairedDataModule(str(tmp_path), preprocess="zoom")
+        UnpairedDataModule(str(tmp_path), transform=ImageTransform(preprocess="zoom"))
 
 
 def test_variable_size_batches_give_a_clear_error(tmp_path: Path) -> None:
     _save(tmp_path / "trainA", "0.png", _img(20, 30, 0))
     _save(tmp_path / "trainA", "1.png", _img(24, 30, 1))
     _domain(tmp_path / "trainB", 2, size=20)
-    dm = UnpairedDataModule(str(tmp_path), preprocess="none", batch_size=2, serial_batches=True, **_dm_kw(flip=False))
+    dm = UnpairedDataModule(str(tmp_path), batch_size=2, serial_batches=True, **_dm_kw(transform={"preprocess": "none", "flip": False}))
     with pytest.raises(DataError, match="different sizes.*batch_size 1"):
         list(dm.train_dataloader())
 
@@ -310,7 +312,7 @@ def fake_synthetic(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 def test_synthetic_is_ensured_and_setup_works_without_prepare(tmp_path: Path, fake_synthetic: list) -> None:
     root = tmp_path / "syn"
-    kw = _dm_kw(synthetic_size=36, synthetic_train=3, synthetic_test=2, synthetic_seed=7)
+    kw = _dm_kw(synthetic_set=SyntheticSet(size=36, n_train=3, n_test=2, seed=7))
     dm = UnpairedDataModule(str(root), synthetic=True, **kw)
     dm.setup("fit")  # no prepare_data call
     assert len(fake_synthetic) == 1 and "--data.synthetic false" in fake_synthetic[0].pop("refusal_hint")
@@ -325,7 +327,7 @@ def test_synthetic_is_ensured_and_setup_works_without_prepare(tmp_path: Path, fa
     assert len(fake_synthetic) == 3 and all(c == fake_synthetic[0] for c in fake_synthetic)
 
     pdm = PairedDataModule(str(root), synthetic=True, batch_size=2, **kw)
-    syn = {k: kw[k] for k in ("synthetic_size", "synthetic_train", "synthetic_test", "synthetic_seed")}
+    syn = {"synthetic_set": kw["synthetic_set"]}
     pdm.prepare_data()
     pdm.setup("fit")
     batch = next(iter(pdm.train_dataloader()))

@@ -14,13 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
+from gan_translate.callbacks.progress_animation import GIF_NAME, fixed_noise_frames
 from gan_translate.cli import main
 from gan_translate.commands.generate import slerp
 from gan_translate.data.datamodules import ImageFolderDataModule
 from gan_translate.errors import DataError, UserError
-from gan_translate.models import MODELS, CycleGAN, DCGAN
+from gan_translate.images import match_channels
+from gan_translate.models import DCGAN, MODELS, CycleGAN
 from gan_translate.models.base import CHECKPOINT_KEY
-from gan_translate.models.dcgan import GIF_NAME, fixed_noise_frames, match_channels
 from tests.helpers import CONFIGS, checkpoints, fit, load_raw, tiny_dcgan_args
 
 TINY = dict(latent_dim=16, ngf=8, ndf=8, num_fixed_samples=16)
@@ -50,7 +51,7 @@ def test_generator_shapes_range_and_discriminator_logits(resolution: int, channe
 
 def test_registered_and_not_a_translator() -> None:
     assert MODELS.get("dcgan") is DCGAN
-    with pytest.raises(UserError, match="not a translator; use `gan-translate generate`"):
+    with pytest.raises(UserError, match="not an image-to-image translator; it generates images: use `gan-translate generate`"):
         DCGAN(resolution=32, **TINY).translator()
 
 
@@ -264,13 +265,13 @@ def test_generate_refuses_a_cyclegan_and_translate_refuses_a_dcgan(
     torch.save({"state_dict": cyclegan.state_dict(), "hyper_parameters": dict(cyclegan.hparams),
                 CHECKPOINT_KEY: {"model": "cyclegan", "version": "0.1.0"}}, path)
     assert _generate(path, tmp_path / "o", "--num", "2") == 2
-    assert _one_line_error(capsys) == f"error: {path} is a cyclegan checkpoint; `generate` needs one of: dcgan"
+    assert _one_line_error(capsys) == f"error: {path} is a cyclegan checkpoint; `generate` needs a model that generates images: dcgan"
     image = tmp_path / "in.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
     code = main(["translate", "--checkpoint", str(trained_run["last"]), "--input", str(image),
                  "--output", str(tmp_path / "t"), "--device", "cpu"])
     assert code == 2
-    assert "is a dcgan checkpoint; `translate` needs one of: cyclegan" in _one_line_error(capsys)
+    assert "is a dcgan checkpoint; `translate` needs a model that translates images: cyclegan" in _one_line_error(capsys)
 
 
 def test_slerp_keeps_the_latent_norm() -> None:
@@ -374,7 +375,7 @@ def colour_distance(fake: np.ndarray, real: np.ndarray) -> float:
 
 
 def _samples(model: DCGAN, n: int = 256) -> np.ndarray:
-    from gan_translate.data.io import tensor_to_uint8
+    from gan_translate.images import tensor_to_uint8
 
     return tensor_to_uint8(model.sample(n, generator=torch.Generator().manual_seed(0)))
 
@@ -394,7 +395,7 @@ def test_it_learns_the_colour_distribution(tmp_path: Path) -> None:
     with seeds 1-5, i.e. drops of 36-56. The margin, 25, is half the typical drop and well below the
     smallest one.
     """
-    from gan_translate.checkpoint import build_model, load_checkpoint
+    from gan_translate.artifacts import build_model, load_checkpoint
     from gan_translate.data.synthetic import make_synthetic
 
     root = make_synthetic(tmp_path / "synthetic", size=32, n_train=1024, n_test=1, seed=0)
@@ -414,7 +415,7 @@ def test_it_learns_the_colour_distribution(tmp_path: Path) -> None:
     fit(args)
     elapsed = time.perf_counter() - started
     checkpoint = load_checkpoint(run_dir)
-    trained = build_model(checkpoint, allowed=["dcgan"])
+    trained = build_model(checkpoint, capability="sample")
     untrained = DCGAN(**{k: v for k, v in dict(trained.hparams).items() if not k.startswith("_")})
     before, after = colour_distance(_samples(untrained), real), colour_distance(_samples(trained), real)
     batches = checkpoint["global_step"] // 2
@@ -425,7 +426,7 @@ def test_it_learns_the_colour_distribution(tmp_path: Path) -> None:
 def test_a_nan_loss_stops_before_any_weight_changes(tmp_path: Path) -> None:
     from torch.utils.data import DataLoader
 
-    from gan_translate.callbacks.reliability import NonFiniteLossError
+    from gan_translate.errors import NonFiniteLossError
 
     model = DCGAN(resolution=32, latent_dim=8, ngf=4, ndf=4, num_fixed_samples=4, sample_every_n_steps=0, make_gif=False)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}

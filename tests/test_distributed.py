@@ -26,7 +26,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from gan_translate.checkpoint import build_model, load_checkpoint
+from gan_translate.artifacts import build_model, load_checkpoint
 from tests.helpers import (
     REPO_ROOT,
     checkpoints,

@@ -133,7 +133,7 @@ def test_dcgan_checkpoint_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert _evaluate("--checkpoint", str(path), "--data", str(tmp_path), *OFFLINE) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert f"{path} is a dcgan checkpoint; `evaluate --checkpoint` needs one of: cyclegan, pix2pix" in err[0]
+    assert f"{path} is a dcgan checkpoint; `evaluate --checkpoint` needs a model that translates images: cyclegan, pix2pix" in err[0]
 
 
 # --- evaluate: two folders ----------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_default_inception_offline_is_one_line(synthetic_root: Path, monkeypatch
 
 def test_paired_layout_of_pix2pix_data(synthetic_root: Path, tmp_path: Path) -> None:
     """--data on an A|B side-by-side split: the target halves are both the real set and the ground truth."""
-    from gan_translate.commands.evaluate import plan_from_data
+    from gan_translate.evaluation import plan_from_data
 
     inputs, reals, truths, layout = plan_from_data(synthetic_root / "paired", "test", "AtoB", "AtoB")
     assert layout == "paired" and truths == reals and [i.name for i in inputs] == [r.name for r in reals]

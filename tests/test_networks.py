@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -176,7 +177,7 @@ def test_dcgan_64_is_the_classic_stack() -> None:
     ],
     ids=["dcgan", "patchgan", "pixel"],
 )
-def test_discriminators_return_unbounded_logits(make) -> None:  # noqa: ANN001
+def test_discriminators_return_unbounded_logits(make: Callable[[], torch.nn.Module]) -> None:
     # Built here, after the autouse seed: built at collection time, the weights depended on which tests were
     # collected, and the DCGAN one (one logit per image) could give four logits of one sign.
     d = make()

@@ -27,14 +27,15 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.precision import MixedPrecision
 
-from gan_translate.data.datamodules import UnpairedDataModule
-from gan_translate.models import CycleGAN
-from gan_translate.perf import (
+from gan_translate.callbacks.performance import (
     PerformanceOptions,
     batch_to_channels_last,
     compile_networks,
     networks,
 )
+from gan_translate.data.datamodules import UnpairedDataModule
+from gan_translate.data.options import ImageTransform
+from gan_translate.models import CycleGAN
 from tests.helpers import fit, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
 from tests.test_distributed import (
     PARAM_MAX_ATOL,
@@ -128,7 +129,7 @@ def _tiny_cyclegan() -> CycleGAN:
 
 
 def _data(root: Path) -> UnpairedDataModule:
-    return UnpairedDataModule(root=str(root), load_size=32, crop_size=32, batch_size=2, num_workers=0)
+    return UnpairedDataModule(root=str(root), transform=ImageTransform(load_size=32, crop_size=32), batch_size=2, num_workers=0)
 
 
 def _trainer(tmp_path: Path, batches: int, **kwargs: Any) -> pl.Trainer:
@@ -290,7 +291,7 @@ def test_channels_last_forward_matches_default(model: str) -> None:
 
 @pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
 def test_channels_last_training_stays_close(model: str, fp32_runs: dict, synthetic_root: Path, tmp_path: Path) -> None:
-    run = _train(model, synthetic_root, tmp_path, "--trainer.callbacks+=gan_translate.perf.PerformanceOptions",
+    run = _train(model, synthetic_root, tmp_path, "--trainer.callbacks+=gan_translate.callbacks.PerformanceOptions",
                  "--trainer.callbacks.channels_last=true")
     reference = fp32_runs[model]
     net = _fresh(model) if model == "cyclegan" else None
@@ -339,8 +340,7 @@ def test_inductor_compiled_generator_matches_default() -> None:
 
 def test_translator_precision_and_channels_last_options() -> None:
     from gan_translate.errors import UserError
-    from gan_translate.inference import Translator
-    from gan_translate.perf import prepare_for_inference
+    from gan_translate.inference import Translator, prepare_for_inference
 
     cpu = torch.device("cpu")
     network = _fresh("cyclegan").inference_network("AtoB")

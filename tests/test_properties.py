@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
-from gan_translate.data.io import load_image, save_image, tensor_to_uint8, uint8_to_tensor
+from gan_translate.data.io import load_image, save_image
+from gan_translate.data.options import ImageTransform
 from gan_translate.data.resumable import ResumableSampler
+from gan_translate.images import tensor_to_uint8, uint8_to_tensor
 from gan_translate.inference import Translator, pad_to_multiple
 
 _TMP = tempfile.TemporaryDirectory()
@@ -164,7 +166,7 @@ def test_training_stream_does_not_depend_on_workers(synthetic_root: Path) -> Non
     from gan_translate.data import UnpairedDataModule
 
     def epochs(num_workers: int) -> list[torch.Tensor]:
-        dm = UnpairedDataModule(str(synthetic_root), load_size=36, crop_size=32, batch_size=2, num_workers=num_workers)
+        dm = UnpairedDataModule(str(synthetic_root), transform=ImageTransform(load_size=36, crop_size=32), batch_size=2, num_workers=num_workers)
         dm.setup("fit")
         loader = dm.train_dataloader()
         out = []

@@ -237,10 +237,13 @@ def test_guard_callback_catches_models_that_do_not_check(tmp_path: Path) -> None
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.trainer.connectors.callback_connector import _CallbackConnector
 
-    from gan_translate.callbacks.reliability import NonFiniteLossError, Reliability
+    from gan_translate.callbacks import NonFiniteGuard, Reliability
+    from gan_translate.errors import NonFiniteLossError
 
-    guard = Reliability()
-    ordered = _CallbackConnector._reorder_callbacks([ModelCheckpoint(), guard])
+    callbacks = Reliability().callbacks()
+    guard = callbacks[0]
+    assert isinstance(guard, NonFiniteGuard)
+    ordered = _CallbackConnector._reorder_callbacks([ModelCheckpoint(), *callbacks])
     assert ordered.index(guard) < len(ordered) - 1
     trainer = SimpleNamespace(
         callback_metrics={"train/g_loss_step": torch.tensor(1.0), "train/d_loss_step": torch.tensor(float("nan")),
@@ -249,7 +252,7 @@ def test_guard_callback_catches_models_that_do_not_check(tmp_path: Path) -> None
         callbacks=[],
     )
     with pytest.raises(NonFiniteLossError, match=r"^train/d_loss is nan at step 14 \(epoch 2, batch 7\); training stopped before this state was saved"):
-        guard._check_logged_losses(trainer)  # type: ignore[arg-type]
+        guard.on_train_batch_end(trainer, None, None, None, 6)  # type: ignore[arg-type]
 
 
 # --- translate never leaves a half-written output -----------------------------------------------------------
@@ -331,12 +334,12 @@ def test_translate_protects_inputs_and_reports_bad_files(tmp_path: Path, capsys:
     [
         (["--model.generator", "nope"], "unknown generator 'nope'; valid names: "),
         (["--model.norm", "weird"], "unknown norm 'weird'; valid names: batch, instance, none"),
-        (["--data.crop_size", "-3"], "load_size and crop_size must be positive"),
+        (["--data.transform.crop_size", "-3"], "load_size and crop_size must be positive"),
         (["--data.root", "/nonexistent/data"], "dataset folder not found: /nonexistent/data/trainA"),
         (["--trainer.max_epochs", "x"], "--trainer.max_epochs: Expected a int, got 'x'"),
         (["--model.nonexistent", "3"], "--model: option 'nonexistent' is not accepted"),
-        (["--model.lamda_a", "3"], "--model: option 'lamda_a' is not accepted; did you mean 'lambda_a'?"),
-        (["--data.batchsize", "3"], "--data: option 'batchsize' is not accepted; did you mean 'batch_size'?"),
+        (["--model.lamda_a", "3"], "--model: option 'lamda_a' is not accepted (on the command line); did you mean 'lambda_a'?"),
+        (["--data.batchsize", "3"], "--data: option 'batchsize' is not accepted (on the command line); did you mean 'batch_size'?"),
         (["--data.on_bad_file", "maybe"], "--data.on_bad_file: Expected a typing.Literal['error', 'skip']. Got value: maybe"),
         (["--reliability.signals", "[SIGFOO]"], "reliability: unknown signal 'SIGFOO'; valid: SIGTERM, SIGINT"),
         (["--ckpt_path", "/nonexistent.ckpt"], "checkpoint not found: /nonexistent.ckpt"),
@@ -396,7 +399,7 @@ def test_nonfinite_message_advice_fits_the_run(tmp_path: Path, precision: str, s
 
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from gan_translate.callbacks.reliability import nonfinite_message
+    from gan_translate.callbacks.nonfinite import nonfinite_message
 
     checkpoint = ModelCheckpoint(dirpath=tmp_path)
     if saved:

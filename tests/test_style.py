@@ -7,17 +7,18 @@ pixel range, colour preservation, batching and coarse-to-fine.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
 
-from gan_translate.data.io import uint8_to_tensor
 from gan_translate.data.synthetic import render_a, render_b, scene_for
 from gan_translate.errors import UserError
+from gan_translate.images import uint8_to_tensor
 from gan_translate.nn.vgg import VGG19Features
 from gan_translate.style import GatysConfig, Stylizer, stylize
-from gan_translate.style.gatys import rgb_to_ycbcr, transfer_luminance
+from gan_translate.style.gatys import StylizeProgress, rgb_to_ycbcr, transfer_luminance
 from gan_translate.style.losses import content_loss, gram_matrix, style_loss, total_variation
 from gan_translate.style.pipeline import working_sizes
 
@@ -35,7 +36,7 @@ def paper_vgg() -> VGG19Features:
     return VGG19Features(GatysConfig().layers, weights="random")
 
 
-def _scene(split: str, index: int, size: int, renderer=render_a) -> torch.Tensor:  # noqa: ANN001
+def _scene(split: str, index: int, size: int, renderer: Callable[..., np.ndarray] = render_a) -> torch.Tensor:
     return uint8_to_tensor(renderer(scene_for(0, split, index, size)))[None].contiguous()
 
 
@@ -60,7 +61,7 @@ def test_gram_matrix_by_hand() -> None:
     torch.testing.assert_close(gram_matrix(first.repeat(1, 2, 2)[None]), gram[:1])
 
 
-def test_style_and_content_losses_vanish_on_their_own_images(small_vgg: VGG19Features, pair32) -> None:  # noqa: ANN001
+def test_style_and_content_losses_vanish_on_their_own_images(small_vgg: VGG19Features, pair32: tuple[torch.Tensor, torch.Tensor]) -> None:
     content, style = pair32
     with torch.no_grad():
         f_style, f_content = small_vgg(style), small_vgg(content)
@@ -98,7 +99,7 @@ def test_lbfgs_lowers_the_loss_by_a_large_factor_at_64px(paper_vgg: VGG19Feature
     assert first / result.best_loss[0] > 10, (first, result.best_loss)
 
 
-def test_adam_lowers_the_loss(small_vgg: VGG19Features, pair32) -> None:  # noqa: ANN001
+def test_adam_lowers_the_loss(small_vgg: VGG19Features, pair32: tuple[torch.Tensor, torch.Tensor]) -> None:
     content, style = pair32
     result = stylize(content, style, small_vgg, GatysConfig(steps=8, optimizer="adam", lr=0.05, **SMALL))
     assert result.iterations == 8 and result.evaluations == 9  # 8 steps + the final point
@@ -106,11 +107,11 @@ def test_adam_lowers_the_loss(small_vgg: VGG19Features, pair32) -> None:  # noqa
 
 
 @pytest.mark.parametrize("line_search", ["none", "strong_wolfe"])
-def test_lbfgs_runs_exactly_the_iterations_asked(small_vgg: VGG19Features, pair32, monkeypatch, line_search: str) -> None:  # noqa: ANN001
+def test_lbfgs_runs_exactly_the_iterations_asked(small_vgg: VGG19Features, pair32: tuple[torch.Tensor, torch.Tensor], monkeypatch: pytest.MonkeyPatch, line_search: str) -> None:
     calls: list[tuple[int, int]] = []  # (max_iter of the call, iterations it ran) as the optimiser itself counts them
 
     class SpyLBFGS(torch.optim.LBFGS):
-        def step(self, closure):  # noqa: ANN001, ANN201
+        def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor | None:
             state = self.state[self._params[0]]
             before = state.get("n_iter", 0)
             loss = super().step(closure)
@@ -129,11 +130,11 @@ def test_lbfgs_runs_exactly_the_iterations_asked(small_vgg: VGG19Features, pair3
     assert max(entry["iteration"] for entry in result.history) == 7
 
 
-def test_best_image_is_kept_not_the_last(small_vgg: VGG19Features, pair32) -> None:  # noqa: ANN001
+def test_best_image_is_kept_not_the_last(small_vgg: VGG19Features, pair32: tuple[torch.Tensor, torch.Tensor]) -> None:
     content, style = pair32
     steps = 4
 
-    def spoil_last_step(progress) -> None:  # noqa: ANN001
+    def spoil_last_step(progress: StylizeProgress) -> None:
         # A bad last update (as a line search or a large Adam step can make): the final point is worse.
         if progress.iteration == steps:
             progress.image.copy_(torch.rand(progress.image.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1)
@@ -162,7 +163,7 @@ def test_gradient_is_projected_at_the_bounds() -> None:
 
 
 @pytest.mark.parametrize("optimizer,init", [("adam", "noise"), ("lbfgs", "style")])
-def test_pixels_stay_in_range(small_vgg: VGG19Features, pair32, optimizer: str, init: str) -> None:  # noqa: ANN001
+def test_pixels_stay_in_range(small_vgg: VGG19Features, pair32: tuple[torch.Tensor, torch.Tensor], optimizer: str, init: str) -> None:
     content, style = pair32
     config = GatysConfig(steps=4, optimizer=optimizer, lr=2.0 if optimizer == "adam" else None, init=init, seed=3, **SMALL)
     image = stylize(content, style, small_vgg, config).image
@@ -170,7 +171,7 @@ def test_pixels_stay_in_range(small_vgg: VGG19Features, pair32, optimizer: str, 
     assert image.min() >= -1 and image.max() <= 1
 
 
-def test_colour_preservation_keeps_the_content_chroma(small_vgg: VGG19Features, pair32) -> None:  # noqa: ANN001
+def test_colour_preservation_keeps_the_content_chroma(small_vgg: VGG19Features, pair32: tuple[torch.Tensor, torch.Tensor]) -> None:
     content, style = pair32
     config = GatysConfig(steps=4, line_search="none", preserve_color=True, **SMALL)
     plain = stylize(content, style, small_vgg, GatysConfig(steps=4, line_search="none", **SMALL)).image

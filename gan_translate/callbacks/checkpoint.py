@@ -3,15 +3,16 @@ logs is a warning, not a crash at the end of the first epoch."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from gan_translate.lightning_compat import ModelCheckpointWithMissingMonitorHook, validation_has_run
 
-class ModelCheckpoint(LightningModelCheckpoint):
+__all__ = ["ModelCheckpoint"]
+
+
+class ModelCheckpoint(ModelCheckpointWithMissingMonitorHook):
     """Lightning's ``ModelCheckpoint`` (same arguments), except for a ``monitor`` the run does not log.
 
     Lightning stops training at the end of the first validation then, before ``last.ckpt`` is written: with the
@@ -20,15 +21,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
     ``last.ckpt`` and every other save go on as usual.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._warned_missing_monitor = False
+    _warned_missing_monitor = False
 
-    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Tensor]) -> None:
-        if self.monitor is None or self.save_top_k == 0 or self.monitor in monitor_candidates:
-            super()._save_topk_checkpoint(trainer, monitor_candidates)
-            return
-        if trainer.fit_loop.epoch_loop.val_loop._has_run and not self._warned_missing_monitor:
+    def on_missing_monitor(self, trainer: pl.Trainer, monitor_candidates: dict[str, Tensor]) -> None:
+        if validation_has_run(trainer) and not self._warned_missing_monitor:
             logged = sorted(name for name in monitor_candidates if name.startswith("val/")) or ["none"]
             rank_zero_warn(
                 f"ModelCheckpoint(monitor={self.monitor!r}): the run does not log {self.monitor}, so no best "

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
-from gan_translate.data.io import save_image, tensor_to_uint8, unused_path
+from gan_translate.callbacks.run_folder import run_folder
+from gan_translate.data.io import save_image
+from gan_translate.files import unused_path
+from gan_translate.images import tensor_to_uint8
+
+__all__ = ["PredictionImageWriter"]
 
 # The keys under which the framework's datasets hand over each image's file (unpaired test A, paired A).
 _PATH_KEYS = ("path", "A_path")
@@ -30,9 +36,7 @@ class PredictionImageWriter(BasePredictionWriter):
         self.written = 0
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from gan_translate.callbacks.run_config import run_dir
-
-        folder = self.output_dir or unused_path(run_dir(trainer) / "predictions")  # never over earlier results
+        folder = self.output_dir or unused_path(run_folder(trainer) / "predictions")  # never over earlier results
         if trainer.world_size > 1:
             folder = Path(trainer.strategy.broadcast(str(folder)))  # rank 0's choice: one folder for all
         self.folder, self.written = folder, 0

@@ -1,170 +1,30 @@
-"""Training that survives interruptions: periodic and on-signal checkpoints, a NaN guard, exact resume.
+"""``--reliability.*``: the options of training that survives interruptions, and the callbacks they make.
 
-:class:`Reliability` is added to every ``gan-translate fit`` by the CLI (options ``--reliability.*``). It
+Every ``gan-translate fit`` gets three callbacks (each usable on its own in a plain Lightning Trainer):
 
-* saves ``last.ckpt`` (in the run's checkpoint folder) every ``save_every_n_batches`` training batches and/or
-  every ``save_every_n_minutes`` minutes, so a killed run loses at most that much work;
-* on ``SIGTERM`` (preemption, ``scancel``, ``kill``) or ``SIGINT`` (Ctrl-C) finishes the current batch, saves
-  ``last.ckpt`` and stops with exit code 128 + the signal number and a one-line message saying how to resume.
-  A second Ctrl-C aborts at once without saving. While training runs this replaces Lightning's SIGTERM
-  handler (restored afterwards): Lightning would stop at points it cannot resume from exactly. Its SLURM
-  requeue signal (``SIGUSR1``, ``auto_requeue``) is left alone;
-* stops training with a one-line :class:`NonFiniteLossError` (``train/cycle_a is nan at step 14 ...``) as soon
-  as a logged training loss is NaN or infinite, *before* ``ModelCheckpoint`` (always the last callback) could
-  save the poisoned state, so the last good checkpoint is kept;
-* stores the global random states (python, numpy, torch, CUDA) in every checkpoint and restores them when a run
-  resumes, and tells the resumable training sampler (:mod:`gan_translate.data.resumable`) how many batches of
-  the epoch the model has consumed, so a resumed run sees exactly the data an uninterrupted run would.
+* :class:`~gan_translate.callbacks.nonfinite.NonFiniteGuard`: a NaN / Inf training value stops the run with one
+  line, before anything poisoned is saved;
+* :class:`~gan_translate.callbacks.exact_resume.ExactResume`: random states and the epoch's position in every
+  checkpoint, so a resume continues exactly;
+* :class:`~gan_translate.callbacks.scheduled_checkpoints.ScheduledCheckpoints`: ``last.ckpt`` every N batches /
+  minutes and on SIGTERM / Ctrl-C.
+
+They are listed in that order (Lightning runs callbacks in list order, checkpoint callbacks last): the guard
+sees a batch before anything saves it, and a save records the batches the epoch has consumed.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-import random
-import signal
-import sys
-import threading
-import time
-from pathlib import Path
-from types import FrameType
-from typing import Any, Mapping
+from lightning.pytorch.callbacks import Callback
 
-import lightning.pytorch as pl
-import numpy as np
-import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from gan_translate.callbacks.exact_resume import ExactResume
+from gan_translate.callbacks.nonfinite import NonFiniteGuard
+from gan_translate.callbacks.scheduled_checkpoints import ScheduledCheckpoints
 
-from gan_translate.data.resumable import align_resumed_epoch, mark_consumed
-from gan_translate.errors import UserError
-
-__all__ = ["NonFiniteLossError", "Reliability", "TrainingInterrupted", "last_checkpoint_path", "nonfinite_message"]
-
-log = logging.getLogger(__name__)
-
-_SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
-if hasattr(signal, "SIGUSR2"):
-    _SIGNALS["SIGUSR2"] = signal.SIGUSR2
+__all__ = ["Reliability"]
 
 
-class NonFiniteLossError(UserError):
-    """A training loss became NaN or infinite: training stops and the last good checkpoint is kept."""
-
-
-class TrainingInterrupted(SIGTERMException):
-    """Training stopped on a signal after saving a checkpoint; exits with 128 + the signal number.
-
-    A ``SystemExit`` (like Lightning's ``SIGTERMException``, which it subclasses): a script calling
-    ``trainer.fit`` ends with that exit code unless it catches it; the CLI prints :attr:`message` first.
-    """
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(128 + int(signum))
-        self.message = message
-        self.signum = int(signum)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-# --- where the resumable checkpoint goes -----------------------------------------------------------
-def _model_checkpoints(trainer: pl.Trainer) -> list[ModelCheckpoint]:
-    return [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]  # type: ignore[attr-defined]
-
-
-def last_checkpoint_path(trainer: pl.Trainer) -> tuple[Path, ModelCheckpoint | None]:
-    """``last.ckpt`` of the run: the file a ``ModelCheckpoint(save_last=True)`` writes, so there is one name
-    to resume from; without one, ``<first ModelCheckpoint folder or default_root_dir/checkpoints>/last.ckpt``."""
-    callbacks = _model_checkpoints(trainer)
-    for callback in callbacks:
-        if callback.save_last and callback.dirpath:
-            if callback.last_model_path and Path(callback.last_model_path).parent == Path(callback.dirpath):
-                return Path(callback.last_model_path), callback
-            metrics = {"epoch": torch.tensor(trainer.current_epoch), "step": torch.tensor(trainer.global_step)}
-            name = callback.format_checkpoint_name(metrics, callback.CHECKPOINT_NAME_LAST)
-            # A last.ckpt this run did not write (an earlier run in the same folder, e.g. without a logger, or
-            # a later one when resuming an older checkpoint) is never replaced: last-v1.ckpt, as Lightning does.
-            version = callback.STARTING_VERSION
-            while getattr(callback, "_enable_version_counter", True) and os.path.exists(name):
-                name = callback.format_checkpoint_name(metrics, callback.CHECKPOINT_NAME_LAST, ver=version)
-                version += 1
-            return Path(name), callback
-    folder = Path(callbacks[0].dirpath) if callbacks and callbacks[0].dirpath else Path(trainer.default_root_dir) / "checkpoints"
-    return folder / "last.ckpt", None
-
-
-def _last_good_checkpoint(trainer: pl.Trainer) -> str | None:
-    """The newest checkpoint this run's ModelCheckpoints wrote, or None."""
-    candidates = []
-    for callback in _model_checkpoints(trainer):
-        for path in (callback.last_model_path, callback.best_model_path):
-            if path and os.path.exists(path):
-                candidates.append(path)
-    return max(candidates, key=os.path.getmtime) if candidates else None
-
-
-def _checkpoint_kept(path: str | None) -> str:
-    return f"last good checkpoint: {path}" if path else "no checkpoint was saved yet"
-
-
-def nonfinite_message(
-    trainer: pl.Trainer | None, bad: Mapping[str, float], step: int | None = None, before_update: bool = True
-) -> str:
-    """``train/cycle_a is nan at step 14 (epoch 0, batch 7); ...`` for the non-finite loss terms in ``bad``."""
-    items = list(bad.items())
-    name, value = items[0]
-    where = ""
-    if trainer is not None:
-        step = trainer.global_step if step is None else step
-        # batch: 1-based count within the epoch, as in the SIGTERM message
-        where = f" at step {step} (epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx + 1})"
-    also = f" (also non-finite: {', '.join(n for n, _ in items[1:])})" if len(items) > 1 else ""
-    last_good = _last_good_checkpoint(trainer) if trainer is not None else None
-    kept = _checkpoint_kept(last_good)
-    stopped = "before the weights were updated" if before_update else "before this state was saved"
-    advice = ["a lower learning rate"]
-    precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
-    if precision.startswith("16"):  # fp16's range (65504) is the usual suspect, not the learning rate
-        advice.insert(0, f"--trainer.precision bf16-mixed or 32 instead of {precision}")
-    resume = ", or resume from that checkpoint" if last_good else ""
-    return f"{name} is {value}{where}{also}; training stopped {stopped}, {kept} (try {' or '.join(advice)}{resume})"
-
-
-# --- random states ----------------------------------------------------------------------------------
-def collect_rng_states() -> dict[str, Any]:
-    """Global RNG states as tensors and plain containers (loadable with ``weights_only=True``)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: Mapping[str, Any]) -> None:
-    """Inverse of :func:`collect_rng_states` (missing entries are left as they are)."""
-    if "python" in states:
-        version, internal, gauss = states["python"]
-        random.setstate((version, tuple(internal), gauss))
-    if "numpy" in states:
-        n = states["numpy"]
-        keys = np.asarray(n["keys"].numpy() if isinstance(n["keys"], torch.Tensor) else n["keys"], dtype=np.uint32)
-        np.random.set_state((n["kind"], keys, int(n["pos"]), int(n["has_gauss"]), float(n["cached_gaussian"])))
-    if "torch" in states:
-        torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-# --- the callback -------------------------------------------------------------------------------------
-class Reliability(Callback):
+class Reliability:
     """Periodic and on-signal ``last.ckpt``, a NaN/Inf loss guard, and exact-resume bookkeeping.
 
     Args:
@@ -185,239 +45,12 @@ class Reliability(Callback):
         stop_on_nonfinite: bool = True,
         restore_rng: bool = True,
     ) -> None:
-        super().__init__()
-        if save_every_n_batches < 0 or save_every_n_minutes < 0:
-            raise UserError(
-                f"reliability: save_every_n_batches and save_every_n_minutes must be >= 0, "
-                f"got {save_every_n_batches} and {save_every_n_minutes}"
-            )
-        names = list(signals) if signals is not None else ["SIGTERM", "SIGINT"]
-        unknown = [name for name in names if name not in _SIGNALS]
-        if unknown:
-            raise UserError(f"reliability: unknown signal {unknown[0]!r}; valid: {', '.join(_SIGNALS)}")
-        self.save_every_n_batches = save_every_n_batches
-        self.save_every_n_minutes = save_every_n_minutes
-        self.save_on_signal = save_on_signal
-        self.signals = names
+        # Built here, so a bad value is reported when the config is read, not when training starts.
+        self.scheduled = ScheduledCheckpoints(save_every_n_batches, save_every_n_minutes, save_on_signal, signals)
         self.stop_on_nonfinite = stop_on_nonfinite
         self.restore_rng = restore_rng
-        self._received: int | None = None  # signal number, set by the handler
-        self._previous_handlers: dict[int, Any] = {}
-        self._installed = False
-        self._saving = True
-        self._last_save_time = time.monotonic()
-        self._pending_rng: dict[str, Any] | None = None
-        self._deferred = False  # a save due at an epoch's last batch, made at the epoch's end
 
-    # --- signals ------------------------------------------------------------------------------------
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        previous = self._previous_handlers.get(signum)
-        if not self._installed:  # a stale handler (should not happen): behave like the one we replaced
-            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-            signal.signal(signum, previous if previous is not None else default)
-            signal.raise_signal(signum)
-            return
-        if signum == signal.SIGINT and self._received is not None:
-            # Second Ctrl-C: the user does not want to wait for the save.
-            self._restore_handlers()
-            raise KeyboardInterrupt
-        first = self._received is None
-        self._received = signum
-        if first:
-            name = signal.Signals(signum).name
-            text = f"\nreceived {name}: saving a checkpoint at the end of this batch, then stopping" + (
-                " (press Ctrl-C again to abort without saving)" if signum == signal.SIGINT else ""
-            )
-            try:  # os.write, not print: print in a handler can hit "reentrant call" on a busy stderr
-                os.write(sys.stderr.fileno(), (text + "\n").encode())
-            except (OSError, ValueError, AttributeError):  # stderr is not a file (e.g. captured): best effort
-                try:
-                    sys.stderr.write(text + "\n")
-                except RuntimeError:
-                    pass
-        # Lightning's own SIGTERM handler (which we replaced for the duration of training) is deliberately not
-        # called: it would make the loops raise SIGTERMException at points of their choosing, e.g. between an
-        # epoch's last batch and its end, a state Lightning cannot resume exactly. We stop at a safe point
-        # ourselves, with the same exception type, and every DDP rank joins the decision at the next batch end.
-
-    def _install_handlers(self) -> None:
-        if not self.save_on_signal or self._installed or threading.current_thread() is not threading.main_thread():
-            return
-        for name in self.signals:
-            signum = _SIGNALS[name]
-            self._previous_handlers[signum] = signal.getsignal(signum)
-            signal.signal(signum, self._handle)
-        self._installed = True
-
-    def _restore_handlers(self) -> None:
-        if not self._installed:
-            return
-        self._installed = False
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum, handler in self._previous_handlers.items():
-            if signal.getsignal(signum) == self._handle:
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-    # --- hooks --------------------------------------------------------------------------------------
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # --trainer.enable_checkpointing false (no ModelCheckpoint): no saves, no signal handling either.
-        self._saving = bool(_model_checkpoints(trainer))
-        if stage == "fit" and self._saving and not any(
-            isinstance(cb, _EpochEndSave) and cb.owner is self for cb in trainer.callbacks
-        ):
-            trainer.callbacks.append(_EpochEndSave(self))  # type: ignore[attr-defined] # last: after ModelCheckpoint
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # After Lightning registered its own SIGTERM handler (which we replace until training ends) and after
-        # the sanity check, i.e. right before the first training batch: when the restored random states apply.
-        if self._pending_rng is not None:
-            restore_rng_states(self._pending_rng)
-            self._pending_rng = None
-        note = align_resumed_epoch(trainer.train_dataloader, trainer.current_epoch, trainer.fit_loop.epoch_loop)
-        if note:
-            rank_zero_warn(note)
-        self._received = None
-        self._deferred = False
-        self._last_save_time = time.monotonic()
-        if self._saving:
-            self._install_handlers()
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        # Runs before ModelCheckpoint (Lightning always moves checkpoint callbacks last).
-        if self.stop_on_nonfinite:
-            self._check_logged_losses(trainer)
-        mark_consumed(trainer.train_dataloader, trainer.current_epoch, batch_idx + 1)
-        if not self._saving:
-            return
-
-        received = self._received is not None
-        if trainer.world_size > 1:  # every rank must take part in the save
-            received = trainer.strategy.reduce_boolean_decision(received, all=False)
-        due = received
-        if not due and self.save_every_n_batches:
-            due = (trainer.fit_loop.total_batch_idx + 1) % self.save_every_n_batches == 0
-        if not due and self.save_every_n_minutes:
-            due = time.monotonic() - self._last_save_time >= 60.0 * self.save_every_n_minutes
-            due = bool(trainer.strategy.broadcast(due))  # clocks differ across ranks: rank 0 decides
-        if not due:
-            return
-        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or batch_idx + 1 >= trainer.num_training_batches
-        if last_batch:
-            # Lightning cannot resume exactly from a checkpoint taken between an epoch's last batch and the
-            # epoch-end hooks (it skips them: no LR schedule step, no validation), nor from one taken when the
-            # next epoch starts (it skips that epoch). It can from the end of on_train_epoch_end, where
-            # ModelCheckpoint saves: _EpochEndSave (a Checkpoint, so it runs there) makes the save then.
-            self._deferred = True
-            return
-        if received:
-            self._stop_on_signal(trainer)
-        self._save(trainer)
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        mark_consumed(trainer.train_dataloader, trainer.current_epoch, 0)
-
-    def _epoch_end_save(self, trainer: pl.Trainer) -> None:
-        """Called by :class:`_EpochEndSave` after the epoch-end hooks of the model and of ModelCheckpoint."""
-        received = self._received is not None  # also a signal that came during the epoch-end validation
-        if trainer.world_size > 1:
-            received = trainer.strategy.reduce_boolean_decision(received, all=False)
-        deferred, self._deferred = self._deferred, False
-        if received:
-            self._stop_on_signal(trainer)
-        if deferred:
-            self._save(trainer)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._deferred and self._saving:
-            self._deferred = False
-            self._save(trainer)
-        self._restore_handlers()
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._restore_handlers()
-        if isinstance(exception, SIGTERMException) and not isinstance(exception, TrainingInterrupted):
-            # Lightning's own handler stopped the run: the signal came before training started or after it ended
-            # (ours is installed in between). Not a state to save (Lightning cannot resume mid-validation
-            # exactly); the last checkpoint stands. main() prints `message` and exits with `code`, as for ours.
-            exception.message = (  # type: ignore[attr-defined]
-                f"stopped on SIGTERM at step {trainer.global_step} outside the training loop; "
-                f"{_checkpoint_kept(_last_good_checkpoint(trainer))}"
-            )
-            exception.code = 128 + int(signal.SIGTERM)
-
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._restore_handlers()
-        # A later trainer.test(ckpt_path="best") would otherwise see two checkpoint callbacks and warn.
-        trainer.callbacks = [  # type: ignore[attr-defined]
-            cb for cb in trainer.callbacks if not (isinstance(cb, _EpochEndSave) and cb.owner is self)
-        ]
-
-    # --- state ----------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": collect_rng_states()} if self.restore_rng else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if self.restore_rng and state_dict.get("rng"):
-            self._pending_rng = state_dict["rng"]
-
-    # --- helpers ------------------------------------------------------------------------------------
-    def _save(self, trainer: pl.Trainer) -> Path:
-        path, owner = last_checkpoint_path(trainer)
-        previous = owner.last_model_path if owner is not None else ""
-        if owner is not None:
-            # Before the save, as ModelCheckpoint does, so the file's own state names it: otherwise ModelCheckpoint
-            # (now, or in the run resumed from this file) takes our file for someone else's and writes last-v1.ckpt.
-            owner.last_model_path = str(path)
-        try:
-            trainer.save_checkpoint(path, weights_only=False)
-        except BaseException:
-            if owner is not None:
-                owner.last_model_path = previous
-            raise
-        self._last_save_time = time.monotonic()
-        return path
-
-    def _stop_on_signal(self, trainer: pl.Trainer) -> None:
-        signum = self._received if self._received is not None else int(signal.SIGTERM)
-        path = self._save(trainer)
-        name = signal.Signals(signum).name
-        message = (
-            f"stopped on {name} after step {trainer.global_step} (epoch {trainer.current_epoch}, "
-            f"batch {trainer.fit_loop.epoch_loop.batch_idx + 1}); saved {path}; "
-            f"resume with the same command plus --ckpt_path {path}"
-        )
-        raise TrainingInterrupted(message, signum)
-
-    def _check_logged_losses(self, trainer: pl.Trainer) -> None:
-        bad: dict[str, float] = {}
-        for key, value in trainer.callback_metrics.items():
-            if not key.startswith("train/") or key.endswith("_epoch"):
-                continue
-            number = float(value) if isinstance(value, (int, float)) else float(torch.as_tensor(value).detach().float().cpu())
-            if not math.isfinite(number):
-                bad[key.removesuffix("_step")] = number
-        failed = bool(bad)
-        if trainer.world_size > 1:
-            failed = trainer.strategy.reduce_boolean_decision(failed, all=False)
-        if failed:
-            bad = bad or {"a training loss (on another process)": float("nan")}
-            raise NonFiniteLossError(nonfinite_message(trainer, bad, before_update=False))
-
-
-class _EpochEndSave(Checkpoint):
-    """Helper of :class:`Reliability`: Lightning runs ``Checkpoint`` callbacks' ``on_train_epoch_end`` after the
-    model's (which steps the LR schedules), the one point after an epoch's last batch it resumes from exactly."""
-
-    def __init__(self, owner: Reliability) -> None:
-        super().__init__()
-        self.owner = owner
-
-    @property
-    def state_key(self) -> str:
-        return "gan_translate.Reliability.epoch_end"
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.owner._epoch_end_save(trainer)
+    def callbacks(self) -> list[Callback]:
+        """The callbacks, in the order they must run."""
+        guard: list[Callback] = [NonFiniteGuard()] if self.stop_on_nonfinite else []
+        return [*guard, ExactResume(restore_rng=self.restore_rng), self.scheduled]

@@ -19,17 +19,18 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from gan_translate.commands.options import add_checkpoint, add_device, add_overwrite
 from gan_translate.errors import UserError
 
 NAME = "generate"
-HELP = "generate images with a trained DCGAN checkpoint"
+HELP = "generate images with a trained generator checkpoint (DCGAN, ...)"
 
 #: At most this many samples go into grid.png (a 10,000-image grid would be an unviewable ~6k px picture).
 GRID_LIMIT = 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a DCGAN .ckpt file, or a run folder (its newest last.ckpt is used)")
+    add_checkpoint(parser, "DCGAN")
     parser.add_argument("--num", type=int, default=64, help="number of images to generate")
     parser.add_argument("--output", required=True, help="folder for the images (000000.png, 000001.png, ...)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the latent vectors; without it a random seed is used and printed, so a run can be repeated")
@@ -37,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interpolate", type=int, default=None, metavar="K", help="also write K-step latent interpolation strips (interpolation_NN.png)")
     parser.add_argument("--interpolations", type=int, default=4, metavar="M", help="number of interpolation strips written with --interpolate")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing files in the output folder")
+    add_device(parser)
+    add_overwrite(parser)
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -91,8 +92,9 @@ def _refuse_overwrite(paths: list[Path]) -> None:
 def run(args: argparse.Namespace) -> int:
     from torchvision.utils import make_grid
 
-    from gan_translate.checkpoint import build_model, load_checkpoint
-    from gan_translate.data.io import save_image, tensor_to_uint8
+    from gan_translate.artifacts import load_model
+    from gan_translate.data.io import save_image
+    from gan_translate.images import tensor_to_uint8
     from gan_translate.inference import resolve_device
 
     _check_args(args)
@@ -103,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.overwrite:
         _refuse_overwrite([*samples, *([grid_path] if grid_path else []), *strips])
 
-    state = load_checkpoint(args.checkpoint)
-    model = build_model(state, allowed=["dcgan"], command="generate")
+    model = load_model(args.checkpoint, capability="sample", command="generate")
     device = resolve_device(args.device)
     model.to(device).eval()
 

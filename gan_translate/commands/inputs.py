@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from gan_translate.data.io import IMG_EXTENSIONS, list_images, writable_image_format
 from gan_translate.errors import UserError
@@ -137,3 +139,26 @@ def check_output_folder(
             raise UserError(f"{output} is a folder; the result of {file} cannot be written there")
         if output.exists() and not overwrite:
             raise UserError(f"{output} already exists; pass --overwrite to replace earlier results")
+
+
+def resolve_style(spec: str, index: int = 0) -> Path:
+    """``--style`` FILE, or DIR: its ``index``-th image in sorted order (deterministic)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        images = list_images(path)
+        if not 0 <= index < len(images):
+            raise UserError(f"--style-index {index} is out of range: {path} holds {len(images)} images")
+        return images[index]
+    raise UserError(f"style image not found: {spec}")
+
+
+def report_failures(failures: Sequence[tuple[Path, str]]) -> int:
+    """List the inputs that could not be read on stderr; returns the command's exit code (1 if any, else 0)."""
+    if not failures:
+        return 0
+    print(f"{len(failures)} input(s) could not be read and were skipped:", file=sys.stderr)
+    for file, reason in failures:
+        print(f"  {file}: {reason}", file=sys.stderr)
+    return 1

@@ -3,37 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from gan_translate.commands.inputs import check_output_folder, collect_inputs, plan_outputs
+from gan_translate.commands.inputs import check_output_folder, collect_inputs, plan_outputs, report_failures
+from gan_translate.commands.options import add_checkpoint, add_device, add_direction, add_overwrite
 from gan_translate.errors import DataError
 
 NAME = "translate"
-HELP = "translate images with a trained CycleGAN / Pix2Pix checkpoint"
+HELP = "translate images with a trained translator checkpoint (CycleGAN, Pix2Pix, ...)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt file, or a run folder (its newest last.ckpt is used)")
+    add_checkpoint(parser)
     parser.add_argument("--input", required=True, nargs="+", help="image files, folders (recursive) or glob patterns")
     parser.add_argument("--output", required=True,
                         help="folder for the translated images (same names and sizes as the inputs); "
                              "for a single input, also an image file name (out.png)")
-    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="translation direction")
+    add_direction(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (images of equal size are batched)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device(parser)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                         help="fp32 (exact), or bf16 / fp16 autocast: ~2x faster on GPUs and on CPUs with AVX512-BF16, "
                              "outputs within a few levels of fp32 (benchmarks/RESULTS.md)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the generator: faster on long runs; each new image size compiles first")
     parser.add_argument("--suffix", default="", help="appended to each output file name before the extension")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing files in the output folder")
+    add_overwrite(parser)
     parser.add_argument("--allow-input-dir", action="store_true", help="allow --output to be a folder holding inputs (inputs are still never overwritten)")
 
 
@@ -70,9 +70,4 @@ def run(args: argparse.Namespace) -> int:
         f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}, "
         f"{translator.checkpoint_path}) into {where} in {elapsed:.1f} s on {translator.device}"
     )
-    if failures:
-        print(f"{len(failures)} input(s) could not be read and were skipped:", file=sys.stderr)
-        for file, reason in failures:
-            print(f"  {file}: {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failures)

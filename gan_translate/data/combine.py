@@ -8,13 +8,13 @@ naming the file, so a half-matched folder never turns silently into a smaller da
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from gan_translate.errors import DataError
+from gan_translate.files import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "combine_pairs"]
 
@@ -66,12 +66,10 @@ def _combine_folder(dir_a: Path, dir_b: Path, out_dir: Path, on_image: Callable[
         pair = Image.new(image_a.mode, (2 * width, height))
         pair.paste(image_a, (0, 0))
         pair.paste(image_b, (width, 0))
-        # PNG: lossless, so combining never degrades JPEG inputs a second time. Written under a
-        # temporary name and renamed, so an interrupted run never leaves a truncated image.
-        target = out_dir / f"{stem}.png"
-        tmp = out_dir / f".{stem}.png.tmp"
-        pair.save(tmp, format="PNG")
-        os.replace(tmp, target)
+        # PNG: lossless, so combining never degrades JPEG inputs a second time. Atomic, so an interrupted run
+        # never leaves a truncated image.
+        with atomic_write(out_dir / f"{stem}.png") as handle:
+            pair.save(handle, format="PNG")
         on_image()
     return len(images_a)
 

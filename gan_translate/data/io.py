@@ -1,30 +1,26 @@
-"""Image files on disk <-> uint8 RGB arrays <-> [-1, 1] tensors.
+"""Image files: finding them, reading any image a user can have, writing results.
 
-Everything that reads or writes image files goes through here, so every odd file a user can
-have (grayscale, palette, alpha, 16-bit, CMYK, 1-bit, EXIF-rotated, corrupt) is handled once.
-On disk and in numpy, images are ``uint8`` ``HxWx3`` RGB; inside the framework they are float
-tensors in ``[-1, 1]``. This module imports numpy and PIL only (torch lazily), so
-``from gan_translate.data.io import load_image`` stays cheap.
+Everything that reads or writes image files goes through here, so every odd file a user can have (grayscale,
+palette, alpha, 16-bit, CMYK, 1-bit, EXIF-rotated, corrupt) is handled once. On disk and in numpy, images are
+``uint8`` ``HxWx3`` RGB; the conversions to and from tensors are in :mod:`gan_translate.images`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from gan_translate.errors import DataError
-
-if TYPE_CHECKING:
-    import torch
+from gan_translate.files import atomic_write
+from gan_translate.images import to_rgb_array
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -33,10 +29,6 @@ __all__ = [
     "list_images",
     "load_image",
     "save_image",
-    "tensor_to_uint8",
-    "to_rgb_array",
-    "uint8_to_tensor",
-    "unused_path",
     "upright_size",
     "writable_image_format",
 ]
@@ -87,48 +79,6 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
     return sorted(files)
 
 
-def _rescale_to_uint8(a: np.ndarray, full_scale: float) -> np.ndarray:
-    """Linearly map ``[0, full_scale]`` to ``[0, 255]`` with rounding (not truncation or clipping)."""
-    scaled = np.rint(a.astype(np.float64) * (255.0 / full_scale))
-    return np.clip(scaled, 0, 255).astype(np.uint8)
-
-
-def _high_bit_depth_to_uint8(img: Image.Image) -> np.ndarray:
-    """Gray 16/32-bit integer (I;16*, I) or float (F) images -> uint8 HxW."""
-    a = np.asarray(img)
-    if img.mode.startswith("I;16"):
-        return _rescale_to_uint8(a, 65535.0)
-    if img.mode == "I":
-        # Mode "I" is what PIL (and older PIL for 16-bit PNGs) gives 16-bit sources, so a range
-        # that fits 16 bits is read as 16 bits; anything else has no defined full scale, so it is
-        # stretched from its own minimum to its maximum.
-        lo, hi = int(a.min()), int(a.max())
-        if lo >= 0 and hi <= 65535:
-            return _rescale_to_uint8(a, 65535.0)
-        return _rescale_to_uint8(a - lo, float(max(hi - lo, 1)))
-    # "F": float TIFFs are conventionally [0, 1]; larger values are taken as [0, 255].
-    a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    return _rescale_to_uint8(a, 1.0 if a.max(initial=0.0) <= 1.0 else 255.0)
-
-
-def _mode_to_rgb(img: Image.Image) -> np.ndarray:
-    """Any PIL mode -> uint8 HxWx3 RGB."""
-    mode = img.mode
-    if mode.startswith("I") or mode == "F":
-        gray = _high_bit_depth_to_uint8(img)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    if has_alpha:
-        # Composite on white rather than dropping alpha: convert("RGB") would expose whatever
-        # colour the transparent pixels happen to store (often black or junk), and transparent
-        # backgrounds in sketches / product shots (edges2shoes, icons, logos) mean "paper", i.e. white.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    # convert() covers 1, L, P, CMYK (PIL's profile-free inversion), YCbCr, LAB, HSV and RGBA.
-    return np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy (asarray of PIL is read-only)
-
-
 def _open_decoded(path: Path) -> Image.Image:
     """Open and fully decode ``path`` (so truncation surfaces here), or raise DataError."""
     try:
@@ -149,21 +99,9 @@ def _open_decoded(path: Path) -> Image.Image:
         raise DataError(f"cannot read image {path}: too large to decode safely ({_one_line(exc)})") from None
     except Image.UnidentifiedImageError:
         raise DataError(f"cannot read image {path}: not an image file (or an unsupported format)") from None
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, EOFError, zlib.error ...
+    except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, EOFError, zlib.error ...
         raise DataError(f"cannot read image {path}: corrupt or truncated ({_one_line(exc)})") from None
     return decoded
-
-
-def to_rgb_array(img: Image.Image) -> np.ndarray:
-    """A PIL image of any mode -> ``uint8`` ``HxWx3`` RGB, upright per its EXIF orientation.
-
-    Palette, grayscale, alpha (composited on white), 16-bit, float, CMYK and 1-bit are handled.
-    """
-    try:
-        img = ImageOps.exif_transpose(img)  # returns a copy without the orientation tag: never applied twice
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose an otherwise good image
-        log.debug("ignoring unreadable EXIF orientation in %s", getattr(img, "filename", "an image"))
-    return np.ascontiguousarray(_mode_to_rgb(img))
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -178,16 +116,8 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         return to_rgb_array(img)
     except MemoryError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever PIL's mode conversion raises, the file is named
         raise DataError(f"cannot read image {path}: unsupported image mode {img.mode} ({_one_line(exc)})") from None
-
-
-def unused_path(path: Path) -> Path:
-    """``path``, or ``<stem>-1<suffix>``, ``<stem>-2<suffix>``, ...: the first name beside it that nothing has."""
-    candidate, index = path, 1
-    while candidate.exists():
-        candidate, index = path.with_name(f"{path.stem}-{index}{path.suffix}"), index + 1
-    return candidate
 
 
 def writable_image_format(path: Path) -> str | None:
@@ -207,16 +137,12 @@ def _pil_format_for(path: Path) -> str:
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write a ``uint8`` ``HxWx3`` (or ``HxW``) image atomically; the format follows the suffix.
-
-    The data goes to a hidden temp file in the same folder, which is then renamed over ``path``
-    (``os.replace`` is atomic within a filesystem), so an interrupted run never leaves a
-    half-written image and an existing file stays intact until the new one is complete.
-    """
+    """Write a ``uint8`` ``HxWx3`` (or ``HxW``) image atomically (:func:`gan_translate.files.atomic_write`);
+    the format follows the suffix."""
     path = Path(path)
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise ValueError(f"save_image expects uint8 pixels, got {arr.dtype} (use tensor_to_uint8 first)")
+        raise ValueError(f"save_image expects uint8 pixels, got {arr.dtype} (use gan_translate.images.tensor_to_uint8 first)")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
@@ -232,47 +158,9 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
     # High quality, and no chroma subsampling for JPEG: translated images have thin coloured edges.
     options: dict[str, int] = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}.get(fmt, {})
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format=fmt, **options)
-        # mkstemp creates 0600 files; give the result the permissions a normal write would have
-        # (or keep those of the file being replaced). No fsync: this guards against a killed
-        # process, which is the common case; a power cut is the filesystem's business.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
-    """A ``CHW`` / ``NCHW`` tensor in ``[-1, 1]`` -> ``HWC`` / ``NHWC`` ``uint8`` (rounded, clamped)."""
-    import torch
-
-    if t.ndim not in (3, 4):
-        raise ValueError(f"tensor_to_uint8 expects CHW or NCHW, got shape {tuple(t.shape)}")
-    x = torch.nan_to_num(t.detach().to("cpu", torch.float32), nan=0.0, posinf=1.0, neginf=-1.0)
-    x = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-    return np.ascontiguousarray(x.movedim(-3, -1).numpy())
-
-
-def uint8_to_tensor(a: np.ndarray) -> torch.Tensor:
-    """A ``uint8`` ``HxWx3`` (or ``HxW``) array -> a float32 ``CHW`` tensor in ``[-1, 1]``."""
-    import torch
-
-    arr = np.asarray(a)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"uint8_to_tensor expects uint8 pixels, got {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3:
-        raise ValueError(f"uint8_to_tensor expects HxW or HxWxC, got shape {arr.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(torch.float32)
-    return x / 127.5 - 1.0
+    # Atomic (a hidden temp file renamed over `path`): an interrupted run never leaves a half-written image.
+    with atomic_write(path) as handle:
+        pil.save(handle, format=fmt, **options)
 
 
 class ImageList(list[Path]):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import albumentations as A
 import numpy as np
@@ -22,17 +22,13 @@ from gan_translate.data.base import (
     require_targets,
 )
 from gan_translate.data.io import OnBadFile, check_images, list_images, load_image, upright_size
-from gan_translate.errors import DataError, UserError
+from gan_translate.data.layouts import split_halves
+from gan_translate.directions import Direction, check_direction
+from gan_translate.errors import DataError
 
-__all__ = ["AlignedDataset", "Direction", "PairedFolderDataset"]
+__all__ = ["AlignedDataset", "PairedFolderDataset"]
 
-Direction = Literal["AtoB", "BtoA"]
 _B_KEY = "B"  # the additional albumentations target that carries the B image
-
-
-def _check_direction(direction: str) -> None:
-    if direction not in ("AtoB", "BtoA"):
-        raise UserError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}")
 
 
 class _PairedBase(SeededTransformDataset):
@@ -64,7 +60,7 @@ class AlignedDataset(_PairedBase):
         on_bad_file: OnBadFile = "error",
         seed: int | None = 0,
     ) -> None:
-        _check_direction(direction)
+        check_direction(direction)
         self.root = Path(root)
         self.direction = direction
         self.paths = self._splittable(gather_images(root, max_size, on_bad_file), on_bad_file)
@@ -94,12 +90,8 @@ class AlignedDataset(_PairedBase):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.paths[index]
-        ab = load_image(path)
-        width = ab.shape[1]
-        if width % 2:
-            raise DataError(f"cannot split {path} into A|B halves: its width {width} is odd")
-        half = width // 2
-        return self._item(ab[:, :half], ab[:, half:], path, path)
+        a, b = split_halves(load_image(path), path)
+        return self._item(a, b, path, path)
 
 
 class PairedFolderDataset(_PairedBase):
@@ -121,7 +113,7 @@ class PairedFolderDataset(_PairedBase):
         on_bad_file: OnBadFile = "error",
         seed: int | None = 0,
     ) -> None:
-        _check_direction(direction)
+        check_direction(direction)
         self.dir_a, self.dir_b = Path(dir_a), Path(dir_b)
         self.direction = direction
         paths_a = gather_images(dir_a, max_size, on_bad_file)

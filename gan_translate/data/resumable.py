@@ -15,20 +15,22 @@ repeat the epoch's first batches. Here every choice is a pure function of ``(see
   stores in the checkpoint (``loops.fit_loop.state_dict.combined_loader``) and restores before the first batch.
 
 The position recorded is the number of batches the *training step consumed* in the epoch. The loader cannot know
-it (Lightning and the workers prefetch batches ahead), so :class:`gan_translate.callbacks.reliability.Reliability` reports it
+it (Lightning and the workers prefetch batches ahead), so :class:`gan_translate.callbacks.exact_resume.ExactResume` reports it
 after every training batch via :func:`mark_consumed`. Without that callback a mid-epoch resume restarts the
 epoch's data from its first batch (Lightning's default behaviour).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from gan_translate.data.transforms import seed_dataset
+from gan_translate.lightning_compat import set_epoch_batches_done
 
 __all__ = ["ItemSeededDataset", "ResumableDataLoader", "ResumableSampler", "align_resumed_epoch", "mark_consumed"]
 
@@ -225,12 +227,7 @@ def align_resumed_epoch(train_dataloaders: Any, epoch: int, epoch_loop: Any) -> 
             continue
         if sampler.restored_batch_size == sampler.batch_size:
             return None
-        current = epoch_loop.batch_progress.current
-        current.ready = current.started = current.processed = current.completed = sampler.batches_consumed
-        if epoch_loop.restarted_on_train_batch_end:
-            # The save ran in on_train_batch_end, before Lightning counted that batch completed: its reset()
-            # adds it (then sets ready = completed), so leave it one short here.
-            current.completed -= 1
+        set_epoch_batches_done(epoch_loop, sampler.batches_consumed)
         return (
             f"resumed with batch size {sampler.batch_size} (the checkpoint's was {sampler.restored_batch_size}): "
             f"epoch {epoch} goes on after its first {sampler.restored_items} images"

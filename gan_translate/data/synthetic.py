@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gan_translate.errors import DataError, UserError
+from gan_translate.files import atomic_write
 
 __all__ = [
     "KINDS",
@@ -412,9 +413,8 @@ def make_synthetic(
         **params,
         "folders": {folder: counts[split] for split in counts for folder, _ in _OUTPUTS[split]},
     }
-    tmp = root / f".{_META_NAME}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, root / _META_NAME)  # the set counts as complete only once this lands
+    with atomic_write(root / _META_NAME, "w") as handle:  # the set counts as complete only once this lands
+        handle.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     (root / _PARTIAL_NAME).unlink()
     return root
 

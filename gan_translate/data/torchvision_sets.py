@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from gan_translate.data.base import SeededTransformDataset
-from gan_translate.data.datamodules import _BaseDataModule
+from gan_translate.data.datamodules import ImageDataModule
 from gan_translate.data.io import to_rgb_array
 from gan_translate.data.transforms import build_transform
 from gan_translate.errors import DataError
@@ -130,7 +130,7 @@ class TorchvisionImages(SeededTransformDataset):
         return {"image": self.transform(image=array)["image"], "path": f"{self.name}:{index}"}
 
 
-class TorchvisionDataModule(_BaseDataModule):
+class TorchvisionDataModule(ImageDataModule):
     """MNIST, CIFAR-10 or CelebA from torchvision for DCGAN (downloaded into ``root`` when missing).
 
     Batches are ``{"image", "path"}`` like ImageFolderDataModule's: RGB, shorter side resized to
@@ -163,31 +163,17 @@ class TorchvisionDataModule(_BaseDataModule):
         max_dataset_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            seed=seed,
-            synthetic=False,
-            synthetic_size=0,
-            synthetic_train=0,
-            synthetic_test=0,
-            synthetic_seed=0,
-        )
-        self.save_hyperparameters()
+        super().__init__(root=root, batch_size=batch_size, num_workers=num_workers, max_dataset_size=max_dataset_size, seed=seed)
         if name not in TORCHVISION_DATASETS:
             raise DataError(f"unknown torchvision dataset {name!r}; valid names: {', '.join(TORCHVISION_DATASETS)}")
         if split not in ("train", "test", "all"):
             raise DataError(f"split must be train, test or all, got {split!r}")
-        if max_dataset_size is not None and max_dataset_size < 1:
-            raise DataError(f"max_dataset_size must be positive or null, got {max_dataset_size}")
         build_transform(_PREPROCESS, image_size, image_size)  # fail at construction on a bad size
         self.dataset_name = name  # not ``name``: LightningDataModule has a ``name`` attribute of its own
         self.image_size = image_size
         self.split = split
         self.download = download
         self.flip = flip
-        self.max_dataset_size = max_dataset_size
         self.train_set: TorchvisionImages | None = None
 
     def prepare_data(self) -> None:
@@ -206,7 +192,4 @@ class TorchvisionDataModule(_BaseDataModule):
 
     def train_dataloader(self) -> DataLoader[Any]:
         """Shuffled ``{"image", "path"}`` batches."""
-        if self.train_set is None:
-            self.setup("fit")
-        assert self.train_set is not None
-        return self._loader(self.train_set, train=True, batch_size=self.batch_size, preprocess=_PREPROCESS)
+        return self._train_loader(_PREPROCESS)

@@ -20,17 +20,17 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # before albumentations is imported: no network
 
-import random  # noqa: E402
-import signal  # noqa: E402
-from typing import Any  # noqa: E402
+import random
+import signal
+from typing import Any
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from albumentations.pytorch import ToTensorV2  # noqa: E402
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
 
-from gan_translate.errors import UserError  # noqa: E402
+from gan_translate.errors import UserError
 
 __all__ = ["PREPROCESS_OPTIONS", "build_transform", "seed_dataset", "seed_transform", "seed_worker"]
 

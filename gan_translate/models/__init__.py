@@ -1,16 +1,27 @@
-"""One LightningModule per method, registered by name so checkpoints can name their model class."""
+"""One LightningModule per method, each registered by name where it is defined (``@register_model``).
+
+Configs name them by these class paths (``gan_translate.models.CycleGAN``); checkpoints by their registry name.
+To add a model, copy ``models/template.py`` (docs/ARCHITECTURE.md says what else).
+"""
 
 from __future__ import annotations
 
-from gan_translate.models.base import GANModule
+from gan_translate.models.base import Capability, GANModule
 from gan_translate.models.cyclegan import CycleGAN
 from gan_translate.models.dcgan import DCGAN
 from gan_translate.models.pix2pix import Pix2Pix
-from gan_translate.registry import Registry
+from gan_translate.models.registry import MODELS, models_that, register_model
+from gan_translate.models.translation import AdversarialTranslationGAN, TranslationGAN
 
-MODELS: Registry[type[GANModule]] = Registry("model")
-MODELS.register(CycleGAN.model_name)(CycleGAN)
-MODELS.register(DCGAN.model_name)(DCGAN)
-MODELS.register(Pix2Pix.model_name)(Pix2Pix)
-
-__all__ = ["MODELS", "CycleGAN", "GANModule"]
+__all__ = [
+    "DCGAN",
+    "MODELS",
+    "AdversarialTranslationGAN",
+    "Capability",
+    "CycleGAN",
+    "GANModule",
+    "Pix2Pix",
+    "TranslationGAN",
+    "models_that",
+    "register_model",
+]

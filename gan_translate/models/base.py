@@ -1,21 +1,37 @@
-"""What every GAN LightningModule of the framework shares: schedules, sample grids, checkpoint tags."""
+"""What every model of the framework shares: its contract (capabilities, translators), schedules, logging,
+the NaN guard and checkpoint tags. ``models/template.py`` shows a whole model in one file."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.utils import make_grid
 
-from gan_translate import __version__
-from gan_translate.data.io import save_image, tensor_to_uint8, unused_path
+from gan_translate.callbacks.nonfinite import nonfinite_message
+from gan_translate.callbacks.sample_images import SampleImageWriter, log_image
+from gan_translate.directions import Direction, check_direction
+from gan_translate.errors import CapabilityError, NonFiniteLossError
+from gan_translate.images import tensor_to_uint8
+from gan_translate.lightning_compat import batches_that_stepped
+from gan_translate.models.distributed import enable_find_unused_parameters
+from gan_translate.random_streams import split_rank_random_streams
+from gan_translate.version import __version__
 
+__all__ = ["CHECKPOINT_KEY", "Capability", "GANModule", "TrainingLogWindow", "image_grid", "linear_decay_schedule"]
+
+#: The checkpoint entry naming the model (``{"model": "cyclegan", "version": ...}``): how a file rebuilds its model.
 CHECKPOINT_KEY = "gan_translate"
+
+#: What a model can be asked to do outside training: ``translate`` images (``translators``) or ``sample`` new ones.
+Capability = Literal["translate", "sample"]
 
 
 def linear_decay_schedule(optimizer: torch.optim.Optimizer, n_epochs: int, n_epochs_decay: int) -> LambdaLR:
@@ -71,16 +87,37 @@ class TrainingLogWindow:
 class GANModule(pl.LightningModule):
     """Base class: manual optimisation, classic LR schedule stepping, logging of image grids.
 
-    Subclasses set ``model_name`` (their ``MODELS`` registry name) and implement ``translator``.
+    The contract a model declares (``tests/test_model_contract.py`` runs it on every registered model):
+
+    * ``@register_model("name")`` on the class (sets ``model_name``, the name checkpoints carry);
+    * ``capabilities``: ``translate`` and / or ``sample``;
+    * ``translators``: ``{direction: attribute}`` of the generator of each direction it translates (the export
+      keeps those); ``translator(direction)`` returns it, any other direction is a :class:`CapabilityError`;
+    * ``sample(n, generator)`` for a model that samples;
+    * constructor arguments passed on to this class (``**kwargs``), which saves them all: the checkpoint alone
+      rebuilds the model.
     """
 
     model_name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    translators: ClassVar[Mapping[Direction, str]] = {}
+    #: Added to the error for a direction the model does not translate (e.g. how to train the other way).
+    direction_hint: ClassVar[str] = ""
     # Hyperparameters a command line may change when it reuses a checkpoint (``--ckpt_path``): they shape no
     # weight and no optimiser state. The CLI keeps the checkpoint's value for every other one (and says so).
     checkpoint_overridable_hparams: ClassVar[frozenset[str]] = frozenset({"sample_every_n_steps", "num_samples"})
 
-    def __init__(self) -> None:
+    def __init__(self, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999) -> None:
+        """
+        Args:
+            lr: Adam learning rate of every network.
+            beta1: Adam beta1.
+            beta2: Adam beta2.
+        """
         super().__init__()
+        # The constructor arguments of the whole class chain (subclasses pass theirs on with **kwargs): a checkpoint
+        # rebuilds the model from these alone, and they are the run's config in W&B.
+        self.save_hyperparameters()
         # GANs step two optimisers per batch in a fixed order: Lightning's automatic loop cannot.
         self.automatic_optimization = False
         self._log_window = TrainingLogWindow()  # not module state: checkpoints never hold it
@@ -88,18 +125,33 @@ class GANModule(pl.LightningModule):
     # --- inference ------------------------------------------------------------------------------
     def translator(self, direction: str = "AtoB") -> nn.Module:
         """The network that maps an input batch in [-1, 1] to outputs in [-1, 1] for ``direction``."""
-        raise NotImplementedError(f"{type(self).__name__} is not an image-to-image translator")
+        check_direction(direction)
+        if direction not in self.translators:
+            if not self.translators:
+                also = "; it generates images: use `gan-translate generate`" if "sample" in self.capabilities else ""
+                raise CapabilityError(f"{self.model_name or type(self).__name__} is not an image-to-image translator{also}")
+            raise CapabilityError(
+                f"{self.model_name} translates {', '.join(self.translators)} only{self.direction_hint}"
+            )
+        return getattr(self, self.translators[direction])
 
     def inference_network(self, direction: str = "AtoB") -> nn.Module:
         """The translator for ``direction``, switched to inference behaviour (eval mode by default)."""
         return self.translator(direction).eval()
 
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` new images in [-1, 1] (models with the ``sample`` capability)."""
+        raise CapabilityError(f"{self.model_name or type(self).__name__} does not generate images from noise")
+
+    # --- callbacks ---------------------------------------------------------------------------------
+    def configure_callbacks(self) -> Sequence[Callback]:
+        # Saving the validation / test grids to the run folder is a file chore: a callback does it.
+        return [SampleImageWriter()]
+
     # --- distributed training ------------------------------------------------------------------------
     def configure_model(self) -> None:
         # Runs before the strategy wraps the model: GAN steps always leave one network without gradients,
-        # so `strategy: ddp` / `auto` on several devices must find unused parameters (gan_translate/perf.py).
-        from gan_translate.perf import enable_find_unused_parameters
-
+        # so `strategy: ddp` / `auto` on several devices must find unused parameters.
         enable_find_unused_parameters(self._trainer)
 
     def on_fit_start(self) -> None:
@@ -109,8 +161,6 @@ class GANModule(pl.LightningModule):
         # Once per fit, after a resume's random state was restored (callbacks' on_train_start): every DDP
         # process gets its own dropout masks / latents; rank 0 keeps the single-process stream.
         if not getattr(self, "_rank_streams_split", True) and self.trainer.world_size > 1:
-            from gan_translate.perf import split_rank_random_streams
-
             split_rank_random_streams(self.global_rank)
         self._rank_streams_split = True
 
@@ -152,8 +202,6 @@ class GANModule(pl.LightningModule):
             finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             return
-        from gan_translate.callbacks.reliability import NonFiniteLossError, nonfinite_message
-
         bad = {f"{prefix}{name}": float(v) for name, v in zip(losses, values.tolist()) if not np.isfinite(v)}
         raise NonFiniteLossError(nonfinite_message(trainer, bad or {"a loss on another process": float("nan")}))
 
@@ -186,7 +234,7 @@ class GANModule(pl.LightningModule):
         if trainer is None:
             return True
         every = trainer.log_every_n_steps
-        batches_logged = trainer.fit_loop.epoch_loop._batches_that_stepped  # Lightning's own logging clock
+        batches_logged = batches_that_stepped(trainer)  # Lightning's own logging clock
         return (
             not self._log_window.flushed_once
             or (every > 0 and (batches_logged + 1) % every == 0)
@@ -213,90 +261,19 @@ class GANModule(pl.LightningModule):
         return self.trainer.fit_loop.total_batch_idx if self._trainer is not None else 0
 
     def log_image_grid(self, key: str, grid: np.ndarray, caption: str | None = None) -> None:
-        """Send a uint8 picture to whichever logger is configured; also keep validation grids on disk."""
+        """Send a uint8 picture to the configured loggers; the run's SampleImageWriter keeps val / test ones on disk."""
         if self._trainer is None or not self.trainer.is_global_zero:
             return
-        step = self.global_step
-        for logger in self.loggers:
-            kind = type(logger).__name__
-            if kind.endswith("WandbLogger"):
-                # wandb casts float images to uint8 without rescaling: always hand it uint8.
-                logger.log_image(key=key, images=[grid], step=step, caption=[caption] if caption else None)
-            elif kind.endswith("TensorBoardLogger"):
-                logger.experiment.add_image(key, grid, step, dataformats="HWC")
-        if key.startswith(("val/", "test/")):
-            # In the run's own folder, and never over an earlier file: a second run in the same root, or a
-            # `validate` of this run's checkpoint, must not replace the grids of the training.
-            fn = self.trainer.state.fn
-            prefix = "" if fn is None or fn.value == "fit" else f"{fn.value}_"
-            name = f"{prefix}{key.replace('/', '_')}_epoch{self.current_epoch:03d}_step{step:07d}"
-            save_image(grid, unused_path(self.samples_dir / f"{name}.png"))
-
-    def run_dir(self) -> Path:
-        """The run folder: the one holding ``checkpoints/`` (else the trainer's root folder)."""
-        callback = self.trainer.checkpoint_callback
-        dirpath = getattr(callback, "dirpath", None)
-        if dirpath:
-            path = Path(dirpath)
-            return path.parent if path.name == "checkpoints" else path
-        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
-
-    @property
-    def samples_dir(self) -> Path:
-        """``<run folder>/samples``: validation grids (and DCGAN's fixed-noise frames)."""
-        return self.run_dir() / "samples"
+        log_image(self.loggers, key, grid, self.global_step, caption)
+        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]
+            if isinstance(callback, SampleImageWriter):
+                callback.write(self.trainer, key, grid)
 
     # --- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `translate` / `generate` rebuild the right model class from the file alone.
         checkpoint[CHECKPOINT_KEY] = {"model": self.model_name, "version": __version__}
         for logger in self.loggers:
-            if type(logger).__name__.endswith("WandbLogger") and logger.version:
+            if isinstance(logger, WandbLogger) and logger.version:
                 # A resumed run continues this W&B run instead of starting a new one.
                 checkpoint[CHECKPOINT_KEY]["wandb_run_id"] = str(logger.version)
-
-
-class TranslationGAN(GANModule):
-    """A GAN that translates images (CycleGAN, Pix2Pix): validation and test score translations against a ground
-    truth with paired metrics and log a sample grid of the first batch.
-
-    Subclasses implement ``_evaluate`` (update the metrics, keep ``_val_grid_batch`` from batch 0) and
-    ``evaluation_metrics`` (the ``MetricCollection``s to compute and reset at the end of an epoch).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._val_grid_batch: dict[str, Tensor] | None = None
-
-    def evaluation_metrics(self) -> Sequence[Any]:
-        raise NotImplementedError
-
-    def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str) -> None:
-        raise NotImplementedError
-
-    def log_samples(self, stage: str, images: dict[str, Tensor]) -> None:
-        raise NotImplementedError
-
-    def _evaluate_epoch_end(self, stage: str) -> None:
-        for metrics in self.evaluation_metrics():
-            if metrics is None:
-                continue
-            if any(metric.update_called for metric in metrics.values()):
-                values = metrics.compute()  # torchmetrics syncs the states across DDP processes here
-                self.log_dict({k.replace("val/", f"{stage}/", 1): v for k, v in values.items()}, sync_dist=False)
-            metrics.reset()
-        if self._val_grid_batch is not None:
-            self.log_samples(stage, self._val_grid_batch)
-            self._val_grid_batch = None
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._evaluate_epoch_end("val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._evaluate_epoch_end("test")

@@ -4,97 +4,60 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from gan_translate.losses import adversarial_loss, discriminator_loss, l1
-from gan_translate.metrics import paired_metrics, to_unit_range
-from gan_translate.models.base import TranslationGAN, image_grid, linear_decay_schedule
+from gan_translate.errors import UserError
+from gan_translate.images import to_unit_range
+from gan_translate.losses import discriminator_loss, l1
+from gan_translate.metrics import paired_metrics
+from gan_translate.models.base import image_grid
 from gan_translate.models.pool import ImagePool
-from gan_translate.nn import build_discriminator, build_generator
+from gan_translate.models.registry import register_model
+from gan_translate.models.translation import AdversarialTranslationGAN
+from gan_translate.random_streams import rank_seed, reseed_generator_for_rank
+
+__all__ = ["CycleGAN"]
 
 
-class CycleGAN(TranslationGAN):
+@register_model("cyclegan")
+class CycleGAN(AdversarialTranslationGAN):
     """Two generators (A->B, B->A), two PatchGAN discriminators, adversarial + cycle + identity losses.
 
     Defaults are the paper's: ResNet-9 generators with instance norm, 70x70 PatchGAN, LSGAN, cycle weight
     10 both ways, identity 0.5 (times the cycle weight), pools of 50 fakes, Adam 2e-4 (0.5, 0.999) with
-    the learning rate constant for ``n_epochs`` then decaying linearly to zero over ``n_epochs_decay``.
+    the learning rate constant for ``n_epochs`` then decaying linearly to zero over ``n_epochs_decay``. The
+    network, loss, optimiser and schedule options are those of every translator (``TranslationGAN``,
+    ``AdversarialTranslationGAN``, ``GANModule``).
 
     Args:
-        in_channels: channels of domain A images.
-        out_channels: channels of domain B images.
-        generator: generator name in the registry (``resnet_9blocks``, ``resnet``, ``unet_256``, ...).
-        generator_args: extra arguments of that generator (e.g. ``{n_blocks: 2}`` for ``resnet``).
-        ngf: generator width (filters in the first layer).
-        norm: ``instance``, ``batch`` or ``none`` for all networks.
-        dropout: dropout in the generators' residual blocks.
-        discriminator: discriminator name (``patchgan``, ``basic``, ``pixel``).
-        discriminator_args: extra arguments of the discriminator (e.g. ``{n_layers: 3}``).
-        ndf: discriminator width.
-        init_type: weight init (``normal``, ``xavier``, ``kaiming``, ``orthogonal``).
-        init_gain: scale of the init.
-        gan_loss: ``lsgan``, ``vanilla`` or ``hinge``.
         lambda_a: weight of the A -> B -> A cycle loss.
         lambda_b: weight of the B -> A -> B cycle loss.
         lambda_identity: identity loss weight, relative to the cycle weights (0 disables it).
         pool_size: past fakes kept per discriminator (0 disables the pool).
-        lr: Adam learning rate of generators and discriminators.
-        beta1: Adam beta1.
-        beta2: Adam beta2.
-        n_epochs: epochs at the initial learning rate.
-        n_epochs_decay: epochs over which the learning rate decays linearly to zero.
-        sample_every_n_steps: log a training sample grid every this many batches (0: never).
-        num_samples: examples shown in each sample grid.
     """
 
-    model_name = "cyclegan"
+    capabilities = frozenset({"translate"})
+    translators = {"AtoB": "generator_ab", "BtoA": "generator_ba"}
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        generator: str = "resnet_9blocks",
-        generator_args: dict[str, Any] | None = None,
-        ngf: int = 64,
-        norm: str = "instance",
-        dropout: bool = False,
-        discriminator: str = "patchgan",
-        discriminator_args: dict[str, Any] | None = None,
-        ndf: int = 64,
-        init_type: str = "normal",
-        init_gain: float = 0.02,
-        gan_loss: str = "lsgan",
         lambda_a: float = 10.0,
         lambda_b: float = 10.0,
         lambda_identity: float = 0.5,
         pool_size: int = 50,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        n_epochs: int = 100,
-        n_epochs_decay: int = 100,
-        sample_every_n_steps: int = 500,
-        num_samples: int = 4,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        if lambda_identity > 0 and in_channels != out_channels:
-            from gan_translate.errors import UserError
-
+        super().__init__(**kwargs)
+        hp = self.hparams
+        if lambda_identity > 0 and hp.in_channels != hp.out_channels:
             raise UserError(
                 f"lambda_identity={lambda_identity} needs in_channels == out_channels "
-                f"(got {in_channels} and {out_channels}); set model.lambda_identity to 0"
+                f"(got {hp.in_channels} and {hp.out_channels}); set model.lambda_identity to 0"
             )
-        generator_kwargs = dict(ngf=ngf, norm=norm, dropout=dropout, init_type=init_type, init_gain=init_gain)
-        generator_kwargs.update(generator_args or {})
-        disc_kwargs = dict(ndf=ndf, norm=norm, init_type=init_type, init_gain=init_gain)
-        disc_kwargs.update(discriminator_args or {})
-
-        self.generator_ab = build_generator(generator, in_channels=in_channels, out_channels=out_channels, **generator_kwargs)
-        self.generator_ba = build_generator(generator, in_channels=out_channels, out_channels=in_channels, **generator_kwargs)
-        self.discriminator_a = build_discriminator(discriminator, in_channels=in_channels, **disc_kwargs)
-        self.discriminator_b = build_discriminator(discriminator, in_channels=out_channels, **disc_kwargs)
-        self.gan_loss = adversarial_loss(gan_loss)
+        self.generator_ab = self.make_generator(hp.in_channels, hp.out_channels)
+        self.generator_ba = self.make_generator(hp.out_channels, hp.in_channels)
+        self.discriminator_a = self.make_discriminator(hp.in_channels)
+        self.discriminator_b = self.make_discriminator(hp.out_channels)
 
         # Fakes of each domain, judged by that domain's discriminator.
         self.pool_a = ImagePool(pool_size, seed=1)
@@ -109,22 +72,11 @@ class CycleGAN(TranslationGAN):
     def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
         return self.translator(direction)(images)
 
-    def translator(self, direction: str = "AtoB") -> nn.Module:
-        if direction == "AtoB":
-            return self.generator_ab
-        if direction == "BtoA":
-            return self.generator_ba
-        from gan_translate.errors import UserError
-
-        raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
-
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
         # One Adam for both generators and one for both discriminators, as in the reference code.
         opt_g = self.adam([*self.generator_ab.parameters(), *self.generator_ba.parameters()])
         opt_d = self.adam([*self.discriminator_a.parameters(), *self.discriminator_b.parameters()])
-        schedulers = [linear_decay_schedule(opt, hp.n_epochs, hp.n_epochs_decay) for opt in (opt_g, opt_d)]
-        return [opt_g, opt_d], schedulers
+        return [opt_g, opt_d], self.linear_decay([opt_g, opt_d])
 
     # --- training -------------------------------------------------------------------------------
     def generator_losses(self, real_a: Tensor, real_b: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -222,8 +174,8 @@ class CycleGAN(TranslationGAN):
         if stage == "fit" and rank > 0:
             # Every DDP process keeps its own pools; their random draws must differ too. Rank 0 keeps the
             # one-process seeds (1, 2), so a single-process run is unchanged.
-            self.pool_a.generator.manual_seed(1 + 1_000_003 * rank)
-            self.pool_b.generator.manual_seed(2 + 1_000_003 * rank)
+            self.pool_a.generator.manual_seed(rank_seed(1, rank))
+            self.pool_b.generator.manual_seed(rank_seed(2, rank))
 
     # --- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -234,8 +186,6 @@ class CycleGAN(TranslationGAN):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         pools = checkpoint.get("image_pools")
         if pools:
-            from gan_translate.perf import reseed_generator_for_rank
-
             self.pool_a.load_state_dict(pools["a"])
             self.pool_b.load_state_dict(pools["b"])
             # A resumed DDP run starts every rank from rank 0's saved pools, each with its own random stream.

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from gan_translate.errors import UserError
-from gan_translate.losses import adversarial_loss, discriminator_loss, l1
-from gan_translate.metrics import paired_metrics, to_unit_range
-from gan_translate.models.base import GANModule, TranslationGAN, image_grid, linear_decay_schedule
-from gan_translate.nn import build_discriminator, build_generator
+from gan_translate.images import match_channels, to_unit_range
+from gan_translate.losses import discriminator_loss, l1
+from gan_translate.metrics import paired_metrics
+from gan_translate.models.base import GANModule, image_grid
+from gan_translate.models.registry import register_model
+from gan_translate.models.translation import AdversarialTranslationGAN
 
 __all__ = ["INFERENCE_MODES", "InferenceMode", "Pix2Pix", "Pix2PixInference", "inference_behaviour"]
 
@@ -81,14 +84,8 @@ class Pix2PixInference(nn.Module):
             return self.generator(images)
 
 
-def _as_rgb(images: Tensor) -> Tensor:
-    """1-channel batches shown as grey RGB, so inputs and outputs of different channels share a grid."""
-    if images.shape[1] == 1:
-        return images.expand(-1, 3, -1, -1)
-    return images[:, :3]
-
-
-class Pix2Pix(TranslationGAN):
+@register_model("pix2pix")
+class Pix2Pix(AdversarialTranslationGAN):
     """U-Net generator and a conditional PatchGAN that judges (input, output) pairs; adversarial + L1 loss.
 
     Defaults are the paper's: U-Net 256 with batch norm and dropout, a 70x70 PatchGAN on the 6-channel
@@ -110,75 +107,47 @@ class Pix2Pix(TranslationGAN):
       test results and avoids the train/test mismatch of running statistics after batch-1 training, at
       the price of random, non-repeatable outputs.
 
+    The other network, optimiser and schedule options are those of every translator (``TranslationGAN``,
+    ``AdversarialTranslationGAN``, ``GANModule``); ``in_channels`` is the input side after the data module's
+    ``direction``.
+
     Args:
-        in_channels: channels of the input images (the A side after the data module's ``direction``).
-        out_channels: channels of the target images.
         generator: generator name in the registry (``unet_256``, ``unet_128``, ``unet``, ``resnet_9blocks``, ...).
-        generator_args: extra arguments of that generator (e.g. ``{num_downs: 6}`` for ``unet``).
-        ngf: generator width (filters in the first layer).
         norm: ``batch``, ``instance`` or ``none`` for both networks.
         dropout: Dropout(0.5) in the generator (U-Net: the three innermost ngf*8 decoder blocks of U-Net 256).
-        discriminator: discriminator name (``patchgan``; ``basic`` is patchgan with 3 layers; ``pixel``).
-        discriminator_args: extra arguments of the discriminator (e.g. ``{n_layers: 2}``).
-        ndf: discriminator width.
-        init_type: weight init (``normal``, ``xavier``, ``kaiming``, ``orthogonal``).
-        init_gain: scale of the init.
         gan_loss: ``vanilla`` (BCE with logits), ``lsgan`` or ``hinge``.
         lambda_l1: weight of the L1 loss between output and target.
-        lr: Adam learning rate of generator and discriminator.
-        beta1: Adam beta1.
-        beta2: Adam beta2.
-        n_epochs: epochs at the initial learning rate.
-        n_epochs_decay: epochs over which the learning rate decays linearly to zero.
-        sample_every_n_steps: log a training sample grid (input | output | target) every this many batches (0: never).
-        num_samples: examples shown in each sample grid.
         inference_mode: test-time behaviour of dropout and batch norm: ``eval``, ``train_dropout`` or ``classic``.
     """
 
-    model_name = "pix2pix"
+    capabilities = frozenset({"translate"})
+    translators = {"AtoB": "generator"}
+    direction_hint = (
+        ": this model was trained A->B (its data's input side to its target side); for the reverse, train "
+        "another model with --data.direction BtoA"
+    )
     # Test-time behaviour: `test --ckpt_path ... --model.inference_mode classic` scores a saved model another way.
     checkpoint_overridable_hparams = GANModule.checkpoint_overridable_hparams | {"inference_mode"}
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
         generator: str = "unet_256",
-        generator_args: dict[str, Any] | None = None,
-        ngf: int = 64,
         norm: str = "batch",
         dropout: bool = True,
-        discriminator: str = "patchgan",
-        discriminator_args: dict[str, Any] | None = None,
-        ndf: int = 64,
-        init_type: str = "normal",
-        init_gain: float = 0.02,
         gan_loss: str = "vanilla",
         lambda_l1: float = 100.0,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        n_epochs: int = 100,
-        n_epochs_decay: int = 100,
-        sample_every_n_steps: int = 500,
-        num_samples: int = 4,
         inference_mode: InferenceMode = "eval",
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(generator=generator, norm=norm, dropout=dropout, gan_loss=gan_loss, **kwargs)
         if inference_mode not in INFERENCE_MODES:
             raise UserError(f"model.inference_mode must be one of {', '.join(INFERENCE_MODES)}, got {inference_mode!r}")
         if lambda_l1 < 0:
             raise UserError(f"model.lambda_l1 must be >= 0, got {lambda_l1}")
-        generator_kwargs = dict(ngf=ngf, norm=norm, dropout=dropout, init_type=init_type, init_gain=init_gain)
-        generator_kwargs.update(generator_args or {})
-        disc_kwargs = dict(ndf=ndf, norm=norm, init_type=init_type, init_gain=init_gain)
-        disc_kwargs.update(discriminator_args or {})
-
-        self.generator = build_generator(generator, in_channels=in_channels, out_channels=out_channels, **generator_kwargs)
+        in_channels, out_channels = self.hparams.in_channels, self.hparams.out_channels
+        self.generator = self.make_generator(in_channels, out_channels)
         # Conditional: the discriminator judges the pair (input, output), so it sees both images' channels.
-        self.discriminator = build_discriminator(discriminator, in_channels=in_channels + out_channels, **disc_kwargs)
-        self.gan_loss = adversarial_loss(gan_loss)
+        self.discriminator = self.make_discriminator(in_channels + out_channels)
 
         self.val_metrics = paired_metrics(prefix="val/")
         # The untranslated input against the target: the bar a useful translator must clear. Only
@@ -188,17 +157,6 @@ class Pix2Pix(TranslationGAN):
     # --- API --------------------------------------------------------------------------------------
     def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
         return self.translator(direction)(images)
-
-    def translator(self, direction: str = "AtoB") -> nn.Module:
-        """The generator for ``AtoB``; pix2pix learns one direction, so ``BtoA`` is a UserError."""
-        if direction == "AtoB":
-            return self.generator
-        if direction == "BtoA":
-            raise UserError(
-                "pix2pix translates one way only: this model was trained A->B (its data's input side to its "
-                "target side); for the reverse, train another model with --data.direction BtoA"
-            )
-        raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
 
     def inference_network(self, direction: str = "AtoB") -> nn.Module:
         """The generator with the configured ``inference_mode`` (plain eval-mode generator for ``eval``)."""
@@ -212,11 +170,9 @@ class Pix2Pix(TranslationGAN):
         return Pix2PixInference(self.generator, self.hparams.inference_mode)(images)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
         opt_g = self.adam(self.generator.parameters())
         opt_d = self.adam(self.discriminator.parameters())
-        schedulers = [linear_decay_schedule(opt, hp.n_epochs, hp.n_epochs_decay) for opt in (opt_g, opt_d)]
-        return [opt_g, opt_d], schedulers
+        return [opt_g, opt_d], self.linear_decay([opt_g, opt_d])
 
     # --- training -------------------------------------------------------------------------------
     def judge(self, real_a: Tensor, image_b: Tensor) -> Tensor:
@@ -272,7 +228,8 @@ class Pix2Pix(TranslationGAN):
             self.log_samples("train", {"real_a": real_a, "fake_b": fake_b, "real_b": real_b})
 
     def log_samples(self, stage: str, images: dict[str, Tensor]) -> None:
-        grid = image_grid([_as_rgb(images[k]) for k in ("real_a", "fake_b", "real_b")], self.hparams.num_samples)
+        # 1-channel sides shown as grey RGB, so inputs and outputs of different channels share a grid.
+        grid = image_grid([match_channels(images[k], 3) for k in ("real_a", "fake_b", "real_b")], self.hparams.num_samples)
         self.log_image_grid(f"{stage}/samples", grid, "input | output | target")
 
     # --- validation / test ------------------------------------------------------------------------

@@ -9,7 +9,8 @@ otherwise). This package imports only torch, so checkpoints and tools can use it
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 

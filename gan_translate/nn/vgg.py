@@ -18,8 +18,8 @@ smoke runs only; every output of a command that uses it says so).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -246,7 +246,7 @@ class VGG19Features(nn.Module):
         source = "ImageNet weights" if self.weights_source == "imagenet" else f"weights from {self.weights_source}"
         return f"VGG19: {source}, {self.pooling} pooling"
 
-    def train(self, mode: bool = True) -> "VGG19Features":
+    def train(self, mode: bool = True) -> VGG19Features:
         # Always eval: nothing here behaves differently in training, and the contract is "frozen".
         return super().train(False)
 

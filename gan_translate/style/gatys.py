@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -240,7 +240,7 @@ def transfer_luminance(result: Tensor, content: Tensor) -> Tensor:
 
 def build_extractor(
     config: GatysConfig | None = None, weights: str = "imagenet", pooling: str = "avg", device: str | torch.device = "cpu"
-) -> "torch.nn.Module":
+) -> torch.nn.Module:
     """The VGG19 extractor :func:`stylize` needs for ``config``'s layers, on ``device``."""
     from gan_translate.nn.vgg import VGG19Features
 
@@ -431,7 +431,9 @@ def stylize(
         base = iterations
         reported = [base]
 
-        def report(completed: int, scale: _Scale = scale, base: int = base, index: int = scale_index) -> None:
+        def report(
+            completed: int, scale: _Scale = scale, base: int = base, index: int = scale_index, reported: list[int] = reported
+        ) -> None:
             if callback is None or base + completed <= reported[0]:
                 return
             reported[0] = base + completed

@@ -15,7 +15,7 @@ tutorial's ``C·H·W`` and plain ``H·W`` differ by orders of magnitude), so the
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor

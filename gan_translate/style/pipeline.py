@@ -8,25 +8,28 @@ result back to the content's original height and width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from gan_translate.errors import UserError
+from gan_translate.images import tensor_to_uint8, uint8_to_tensor
 from gan_translate.style.gatys import (
     MIN_SIDE,
     GatysConfig,
     StylizeProgress,
     StylizeResult,
+    build_extractor,
     resize_to,
     stylize,
     transfer_luminance,
 )
 
-__all__ = ["Stylizer", "working_sizes"]
+__all__ = ["Stylizer", "build_stylizer", "working_sizes"]
 
 
 def working_sizes(height: int, width: int, sizes: Sequence[int]) -> tuple[int, ...]:
@@ -66,6 +69,23 @@ class Stylizer:
             + ("; colour preserved" if c.preserve_color else "")
         )
 
+    def vgg_facts(self) -> dict[str, Any]:
+        """The VGG facts every table / JSON of a run carries (which weights; untrained ones are named so)."""
+        extractor = self.extractor
+        return {
+            "vgg_weights": "random (untrained)" if not extractor.pretrained else extractor.weights_source,
+            "vgg_pretrained": bool(extractor.pretrained),
+            "vgg": extractor.description,
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """Every Gatys setting, as plain values (for JSON and W&B configs)."""
+        config = asdict(self.config)
+        config["sizes"] = list(self.sizes)
+        config["lr"] = self.config.learning_rate
+        config["pooling"] = getattr(self.extractor, "pooling", None)
+        return {"gatys": config}
+
     def iterations_for(self, height: int, width: int) -> int:
         """How many optimiser iterations one image of this size takes (for progress bars)."""
         return self.config.steps * len(working_sizes(height, width, self.sizes))
@@ -77,10 +97,6 @@ class Stylizer:
         callback: Callable[[StylizeProgress], None] | None = None,
     ) -> tuple[list[np.ndarray], StylizeResult]:
         """Stylise images of one size together; returns uint8 results at that size and the raw result."""
-        from dataclasses import replace
-
-        from gan_translate.data.io import tensor_to_uint8, uint8_to_tensor
-
         if not contents:
             raise ValueError("stylize_batch needs at least one image")
         shapes = {np.asarray(c).shape[:2] for c in contents}
@@ -104,3 +120,12 @@ class Stylizer:
         if self.config.preserve_color:
             image = transfer_luminance(image, content.to(image))
         return image
+
+
+def build_stylizer(
+    config: GatysConfig, sizes: Sequence[int], weights: str = "imagenet", pooling: str = "avg",
+    device: str | torch.device = "cpu",
+) -> Stylizer:
+    """A Stylizer with the VGG19 extractor ``config``'s layers need (``weights``: imagenet, random or a .pth file)."""
+    extractor = build_extractor(config, weights=weights, pooling=pooling, device=device)
+    return Stylizer(extractor=extractor, config=config, sizes=tuple(sizes))

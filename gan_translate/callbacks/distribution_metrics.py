@@ -1,12 +1,13 @@
 """FID / KID while training: a Lightning callback that works with any model through public conventions.
 
-Translators (CycleGAN, Pix2Pix: ``pl_module.inference_network(direction)``, validation batches with ``"A"``
-and ``"B"``): at validation, ``fake_B = network("AtoB")(batch["A"])`` is scored against the real
-``batch["B"]`` (and BtoA against ``batch["A"]`` when the model has that direction; a model that raises
-UserError for it, like pix2pix, is skipped for it). Logged as ``val/fid_ab``, ``val/kid_ab``,
+Translators (models with the ``translate`` capability: ``pl_module.inference_network(direction)``, validation
+batches with ``"A"`` and ``"B"``): at validation, ``fake_B = network("AtoB")(batch["A"])`` is scored against the
+real ``batch["B"]`` (and BtoA against ``batch["A"]`` when the model translates that way; a direction missing from
+the model's ``translators``, like pix2pix's BtoA, is skipped). Logged as ``val/fid_ab``, ``val/kid_ab``,
 ``val/kid_std_ab`` (``_ba`` for BtoA; ``test/...`` under ``trainer.test``).
 
-Generators (DCGAN: ``pl_module.sample(n, generator=...)`` in [-1, 1], batches with ``"image"``): DCGAN has
+Generators (models with the ``sample`` capability, e.g. DCGAN: ``pl_module.sample(n, generator=...)`` in
+[-1, 1], batches with ``"image"``): DCGAN has
 no validation loop, so the real images are the first ``max_images`` training images of each epoch and, at
 the epoch's end, as many samples from fixed seeded latents are scored against them. Logged as ``val/fid``,
 ``val/kid``, ``val/kid_std``.
@@ -20,29 +21,26 @@ can keep the best checkpoint. The feature network's name is logged as the hyperp
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from gan_translate.directions import DIRECTIONS, domains, key_suffix
 from gan_translate.errors import UserError
+from gan_translate.images import match_channels
 from gan_translate.metrics import DISTRIBUTION_METRICS, FidKid
+from gan_translate.random_streams import rank_seed
 
-_DIRECTIONS = {"AtoB": ("A", "B", "_ab"), "BtoA": ("B", "A", "_ba")}
-
-
-def _luma(images: Tensor) -> Tensor:
-    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    return (images[:, :3] * weights).sum(1, keepdim=True)
+__all__ = ["DistributionMetrics"]
 
 
 def _same_channels(real: Tensor, fake: Tensor) -> Tensor:
     """A grayscale model is judged against grayscale versions of the real images."""
-    if fake.shape[1] == 1 and real.shape[1] >= 3:
-        return _luma(real)
-    return real
+    return match_channels(real, 1) if fake.shape[1] == 1 and real.shape[1] >= 3 else real
 
 
 class DistributionMetrics(pl.Callback):
@@ -78,7 +76,7 @@ class DistributionMetrics(pl.Callback):
             raise UserError(f"DistributionMetrics max_images must be at least 2, got {max_images}")
         if every_n_epochs < 1:
             raise UserError(f"DistributionMetrics every_n_epochs must be at least 1, got {every_n_epochs}")
-        unknown = [d for d in directions if d not in _DIRECTIONS]
+        unknown = [d for d in directions if d not in DIRECTIONS]
         if unknown:
             raise UserError(f"DistributionMetrics directions must be AtoB and/or BtoA, got {', '.join(unknown)}")
         self.feature = feature
@@ -117,7 +115,7 @@ class DistributionMetrics(pl.Callback):
         if not self._metrics:
             first = self._new_metric()
             self.feature_name = first.feature_name
-            keys = [""] if self._is_generator(pl_module) else [_DIRECTIONS[d][2] for d in self.directions]
+            keys = [""] if self._is_generator(pl_module) else [key_suffix(d) for d in self.directions]
             self._metrics = {key: first if i == 0 else self._new_metric() for i, key in enumerate(keys)}
 
     def _log_feature(self, trainer: pl.Trainer) -> None:
@@ -134,7 +132,7 @@ class DistributionMetrics(pl.Callback):
 
     @staticmethod
     def _is_generator(pl_module: pl.LightningModule) -> bool:
-        return callable(getattr(pl_module, "sample", None))
+        return "sample" in getattr(pl_module, "capabilities", ())
 
     def _per_process_limit(self, trainer: pl.Trainer) -> int:
         return max(1, math.ceil(self.max_images / max(1, trainer.world_size)))
@@ -157,7 +155,7 @@ class DistributionMetrics(pl.Callback):
             self._seen[key] = 0
 
     def _seed_rng(self, trainer: pl.Trainer, offset: int, device: torch.device) -> None:
-        seed = self.seed + 1_000_003 * trainer.global_rank + offset
+        seed = rank_seed(self.seed, trainer.global_rank) + offset
         torch.default_generator.manual_seed(seed)
         if device.type == "cuda":
             torch.cuda.manual_seed(seed)  # this process's device only
@@ -171,17 +169,12 @@ class DistributionMetrics(pl.Callback):
         if not self._is_generator(pl_module):
             self._start(trainer, pl_module)
 
-    def _network(self, pl_module: pl.LightningModule, direction: str) -> Any:
-        # inference_network: what `translate` / `evaluate` use (pix2pix's test-time dropout included).
-        getter = getattr(pl_module, "inference_network", None) or getattr(pl_module, "translator")
-        return getter(direction)
-
     def _translator_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         if not self._active or not isinstance(batch, dict):
             return
         limit = self._per_process_limit(trainer)
         for direction in self.directions:
-            source, target, key = _DIRECTIONS[direction]
+            (source, target), key = domains(direction), key_suffix(direction)
             if key in self._skipped or key not in self._metrics:
                 continue
             if source not in batch or target not in batch:
@@ -190,11 +183,11 @@ class DistributionMetrics(pl.Callback):
             take = min(limit - self._seen[key], batch[source].shape[0])
             if take <= 0:
                 continue
-            try:
-                network = self._network(pl_module, direction)
-            except UserError:
+            if direction not in getattr(pl_module, "translators", {}):
                 self._skipped.add(key)  # e.g. pix2pix has no BtoA: skip it, every process alike
                 continue
+            # inference_network: what `translate` / `evaluate` use (pix2pix's test-time dropout included).
+            network = pl_module.inference_network(direction)
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 self._seed_rng(trainer, batch_idx, pl_module.device)
                 fake = network(batch[source][:take])
@@ -240,9 +233,7 @@ class DistributionMetrics(pl.Callback):
         take = min(self._per_process_limit(trainer) - self._seen[""], images.shape[0])
         if take > 0:
             channels = int(getattr(pl_module.hparams, "channels", images.shape[1]))
-            real = images[:take]
-            if channels == 1 and real.shape[1] >= 3:
-                real = _luma(real)
+            real = match_channels(images[:take], 1) if channels == 1 and images.shape[1] >= 3 else images[:take]
             self._metrics[""].update_from_model(real.detach(), real=True)
             self._seen[""] += take
 
@@ -252,7 +243,7 @@ class DistributionMetrics(pl.Callback):
         count = self._seen[""]
         if count:
             # Fixed latents (per process): epoch-to-epoch changes are the model's, not the noise's.
-            generator = torch.Generator().manual_seed(self.seed + 1_000_003 * trainer.global_rank)
+            generator = torch.Generator().manual_seed(rank_seed(self.seed, trainer.global_rank))
             for start in range(0, count, 64):
                 fake = pl_module.sample(min(64, count - start), generator=generator)  # type: ignore[operator]
                 self._metrics[""].update_from_model(fake, real=False)

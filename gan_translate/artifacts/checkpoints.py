@@ -1,18 +1,45 @@
-"""Loading checkpoints safely: no code from the file ever runs, and every failure is one clear line."""
+"""Finding and reading the files a model is kept in, safely: no code from a file ever runs, every failure is one line.
+
+Two formats are read (:data:`MODEL_FILE_SUFFIXES`):
+
+* ``.ckpt``: a Lightning checkpoint written by ``gan-translate fit``, read with ``weights_only=True`` (tensors and
+  plain containers only); its ``hyper_parameters`` rebuild the model (:mod:`gan_translate.artifacts.models`) and
+  its ``"gan_translate"`` entry names the model;
+* ``.safetensors``: an export (:mod:`gan_translate.artifacts.export`): generator weights plus the same facts as
+  JSON metadata. safetensors is a header plus raw tensor bytes, so reading it cannot run code either.
+
+Both are returned as the same dict: ``{"gan_translate": {...}, "hyper_parameters": {...}, "state_dict": {...},
+"_path": str}`` (an export adds ``"_exported": {direction: generator attribute}``).
+"""
 
 from __future__ import annotations
 
+import json
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
 from gan_translate.errors import CheckpointError
-from gan_translate.models.base import CHECKPOINT_KEY, GANModule
+from gan_translate.models.base import CHECKPOINT_KEY
 
-# Keys Lightning/LightningCLI add to hyper_parameters that are not constructor arguments.
-_NON_INIT_HPARAMS = ("_instantiator", "_class_path")
+__all__ = [
+    "CHECKPOINT_KEY",
+    "EXPORT_FORMAT",
+    "MODEL_FILE_SUFFIXES",
+    "load_checkpoint",
+    "model_name",
+    "newest_checkpoint",
+    "resolve_checkpoint_path",
+    "unpickling_error",
+]
+
+#: Value of the ``format`` metadata entry of ``gan-translate export`` files.
+EXPORT_FORMAT = "gan-translate-generator"
+#: The files ``translate``, ``evaluate``, ``generate``, ... accept as ``--checkpoint``.
+MODEL_FILE_SUFFIXES = (".ckpt", ".safetensors")
 
 
 def newest_checkpoint(folders: Iterable[Path], pattern: str = "last*.ckpt") -> Path | None:
@@ -99,8 +126,6 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
 
 def load_exported(path: Path) -> dict[str, Any]:
     """A ``gan-translate export`` file (safetensors: a JSON header and raw tensors, no code) as a checkpoint dict."""
-    import json
-
     from safetensors import safe_open
 
     try:
@@ -110,77 +135,20 @@ def load_exported(path: Path) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for bad files
         first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {first_line}") from None
-    if metadata.get("format") != "gan-translate-generator":
+    if metadata.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{path} is not a gan-translate export (made by `gan-translate export`)")
     try:
         return {
             CHECKPOINT_KEY: json.loads(metadata["gan_translate"]),
             "hyper_parameters": json.loads(metadata["hyper_parameters"]),
             "state_dict": state_dict,
-            "_exported": json.loads(metadata["directions"]),  # {direction: state_dict prefix}
+            "_exported": json.loads(metadata["directions"]),  # {direction: generator attribute (state_dict prefix)}
             "_path": str(path),
         }
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"{path} has unreadable gan-translate metadata ({error})") from None
 
 
-class _NotExported(torch.nn.Module):
-    """Stands in for a generator an export left out: any use is a one-line CheckpointError."""
-
-    size_multiple = 1
-
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.message = message
-
-    def eval(self) -> "_NotExported":  # inference_network() calls eval(): fail there, before any work
-        raise CheckpointError(self.message)
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        raise CheckpointError(self.message)
-
-
 def model_name(checkpoint: dict[str, Any]) -> str:
+    """The registry name of the model a checkpoint holds (``cyclegan``, ``pix2pix``, ``dcgan``, ...)."""
     return str(checkpoint[CHECKPOINT_KEY].get("model", ""))
-
-
-def build_model(checkpoint: dict[str, Any], allowed: Iterable[str] | None = None, command: str = "") -> GANModule:
-    """Rebuild the LightningModule from the checkpoint's own hyperparameters and load its weights."""
-    from gan_translate.models import MODELS
-
-    name = model_name(checkpoint)
-    path = checkpoint.get("_path", "checkpoint")
-    allowed = list(allowed) if allowed is not None else None
-    if allowed is not None and name not in allowed:
-        what = f"`{command}` " if command else ""
-        raise CheckpointError(
-            f"{path} is a {name} checkpoint; {what}needs one of: {', '.join(allowed)}"
-        )
-    if name not in MODELS:
-        raise CheckpointError(f"{path} names an unknown model {name!r}; valid: {', '.join(MODELS.names())}")
-    hparams = {k: v for k, v in dict(checkpoint.get("hyper_parameters", {})).items() if k not in _NON_INIT_HPARAMS}
-    model = MODELS.get(name)(**hparams)
-    try:
-        missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
-    except RuntimeError as error:  # shapes that differ from what the hyperparameters build
-        detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))[:200]
-        raise CheckpointError(f"{path} does not match the {name} architecture it describes ({detail})") from None
-    exported = checkpoint.get("_exported")
-    if exported is not None:
-        # An export holds only some generators: the rest of the model is expected to be missing.
-        from gan_translate.commands.export import translator_prefixes
-
-        kept = tuple(f"{prefix}." for prefix in exported.values())
-        missing = [key for key in missing if key.startswith(kept)]
-        for direction, prefix in translator_prefixes(model).items():
-            if direction not in exported:
-                setattr(model, prefix, _NotExported(
-                    f"{path} was exported with the {', '.join(exported)} generator only; it cannot translate {direction}"
-                ))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path} does not match the {name} architecture it describes "
-            f"(missing {len(missing)} tensors, e.g. {missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})"
-        )
-    model.eval()
-    return model

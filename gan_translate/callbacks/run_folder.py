@@ -1,4 +1,4 @@
-"""Saves the resolved ``fit`` config beside the run's checkpoints (LightningCLI's ``save_config_callback``)."""
+"""The run folder (the one holding ``checkpoints/``, ``samples/``, ``config.yaml``) and the config saved in it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.cli import SaveConfigCallback
 
-from gan_translate.data.io import unused_path
+from gan_translate.files import unused_path
+
+__all__ = ["RunConfigSaver", "run_folder"]
 
 
-def run_dir(trainer: pl.Trainer) -> Path:
-    """The folder Lightning's ModelCheckpoint will use, minus ``checkpoints/`` (its own resolution rule)."""
+def run_folder(trainer: pl.Trainer) -> Path:
+    """The run's folder: the parent of the checkpoint callback's ``checkpoints/`` once it is known, else where
+    Lightning's ModelCheckpoint will put it (``<save_dir>/<name>/<version>`` of the first logger), else
+    ``default_root_dir``."""
+    dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
+    if dirpath:
+        path = Path(dirpath)
+        return path.parent if path.name == "checkpoints" else path
     if trainer.loggers:
         logger = trainer.loggers[0]
         save_dir = logger.save_dir or trainer.default_root_dir
@@ -21,13 +29,14 @@ def run_dir(trainer: pl.Trainer) -> Path:
 
 
 class RunConfigSaver(SaveConfigCallback):
-    """Saves the resolved config beside the run's checkpoints, never over an earlier run's config.
+    """Saves the resolved ``fit`` config beside the run's checkpoints, never over an earlier run's config
+    (LightningCLI's ``save_config_callback``).
 
     A module-level class: ``strategy: ddp_spawn`` pickles the trainer with its callbacks.
     """
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        folder = run_dir(trainer)
+        folder = run_folder(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         path = unused_path(folder / self.config_filename)  # a resumed run keeps the first config and adds its own
         self.parser.save(self.config, str(path), skip_none=False, multifile=self.multifile)

@@ -10,28 +10,46 @@ import copy
 import importlib
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from lightning.pytorch.cli import LightningCLI
+from jsonargparse import Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from gan_translate.callbacks.run_config import RunConfigSaver
+from gan_translate.artifacts import AtomicCheckpointIO, load_checkpoint, model_name, newest_checkpoint, resolve_checkpoint_path
+from gan_translate.callbacks.predictions import PredictionImageWriter
+from gan_translate.callbacks.reliability import Reliability
+from gan_translate.callbacks.run_folder import RunConfigSaver
+from gan_translate.errors import CheckpointError
+
+__all__ = ["GanTranslateCLI", "run_lightning_cli"]
 
 # Values of --ckpt_path that Lightning resolves itself (no file to read here).
 _CHECKPOINT_ALIASES = ("last", "best", "hpc", "registry")
 
 
-def _configured_model_class(config) -> type | None:  # noqa: ANN001 - a jsonargparse Namespace
-    """The model class named by the config's ``model.class_path``, or None when it does not resolve."""
-    class_path = str(getattr(config.get("model"), "class_path", "") or "") if config is not None else ""
+def _import_class(class_path: str) -> type | None:
+    """The class a config's ``class_path`` names, or None when it does not resolve."""
     module, _, name = class_path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), name)
+        found = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return None
+    return found if isinstance(found, type) else None
 
 
-def _run_roots(config) -> list[Path]:  # noqa: ANN001 - a jsonargparse Namespace
+def _configured_model_class(config: Namespace) -> type | None:
+    """The model class named by the config's ``model.class_path``, or None when it does not resolve."""
+    class_path = str(getattr(config.get("model"), "class_path", "") or "") if config is not None else ""
+    return _import_class(class_path)
+
+
+def _run_roots(config: Namespace) -> list[Path]:
     """The folders a run writes its checkpoints under: the loggers' ``save_dir`` and ``trainer.default_root_dir``."""
     trainer = config.get("trainer") or {}
     logger = trainer.get("logger")
@@ -46,7 +64,7 @@ def _run_roots(config) -> list[Path]:  # noqa: ANN001 - a jsonargparse Namespace
     return list(dict.fromkeys(roots))
 
 
-def _resolve_ckpt_path(config) -> None:  # noqa: ANN001 - a jsonargparse Namespace
+def _resolve_ckpt_path(config: Namespace) -> None:
     """``--ckpt_path last`` -> the newest ``last*.ckpt`` under the run's folders, a folder -> its newest one.
 
     Lightning's own ``last`` looks only in this new run's checkpoint folder (a new W&B run id: always empty), so
@@ -54,9 +72,6 @@ def _resolve_ckpt_path(config) -> None:  # noqa: ANN001 - a jsonargparse Namespa
     ckpt_path = config.get("ckpt_path") if config is not None else None
     if not ckpt_path:
         return
-    from gan_translate.checkpoint import newest_checkpoint, resolve_checkpoint_path
-    from gan_translate.errors import CheckpointError
-
     if ckpt_path == "last":
         roots = _run_roots(config)
         resolved = newest_checkpoint(roots)
@@ -74,15 +89,12 @@ def _resolve_ckpt_path(config) -> None:  # noqa: ANN001 - a jsonargparse Namespa
         print(f"--ckpt_path {ckpt_path}: using {resolved} (the newest last checkpoint there)", file=sys.stderr)
 
 
-def _check_ckpt_path(config):  # noqa: ANN001, ANN202 - a jsonargparse Namespace -> checkpoint dict or None
+def _check_ckpt_path(config: Namespace) -> dict[str, Any] | None:
     """Read ``--ckpt_path`` safely before Lightning does: refuse (one line) a file that could run code, is not a
     gan-translate checkpoint, is truncated, or holds another model type than the one configured."""
     ckpt_path = config.get("ckpt_path") if config is not None else None
     if not ckpt_path or ckpt_path in _CHECKPOINT_ALIASES:
         return None
-    from gan_translate.checkpoint import load_checkpoint, model_name
-    from gan_translate.errors import CheckpointError
-
     checkpoint = load_checkpoint(ckpt_path, mmap=True)
     expected = getattr(_configured_model_class(config), "model_name", "")
     if expected and model_name(checkpoint) != expected:
@@ -93,18 +105,21 @@ def _check_ckpt_path(config):  # noqa: ANN001, ANN202 - a jsonargparse Namespace
     return checkpoint
 
 
-def _continue_wandb_run(config, checkpoint=None) -> None:  # noqa: ANN001 - a jsonargparse Namespace
+def _is_wandb_logger(class_path: str) -> bool:
+    found = _import_class(class_path)
+    return found is not None and issubclass(found, WandbLogger)
+
+
+def _continue_wandb_run(config: Namespace, checkpoint: dict[str, Any] | None = None) -> None:
     """When resuming with ``--ckpt_path``, log into the checkpoint's W&B run (and its run folder)."""
     ckpt_path = config.get("ckpt_path") if config is not None else None
     logger = config.get("trainer", {}).get("logger") if config is not None else None
     if not ckpt_path or ckpt_path in _CHECKPOINT_ALIASES or logger is None:
         return
     loggers = logger if isinstance(logger, list) else [logger]
-    targets = [lg for lg in loggers if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger")]
+    targets = [lg for lg in loggers if hasattr(lg, "get") and _is_wandb_logger(str(lg.get("class_path", "")))]
     if not targets:
         return
-    from gan_translate.checkpoint import load_checkpoint
-
     run_id = (checkpoint or load_checkpoint(ckpt_path)).get("gan_translate", {}).get("wandb_run_id")
     for target in targets:
         init_args = target.get("init_args")
@@ -112,7 +127,7 @@ def _continue_wandb_run(config, checkpoint=None) -> None:  # noqa: ANN001 - a js
             init_args["id"] = run_id
 
 
-def _command_line_model_args(args: Sequence[str], config) -> dict[str, Any]:  # noqa: ANN001 - a jsonargparse Namespace
+def _command_line_model_args(args: Sequence[str], config: Namespace) -> dict[str, Any]:
     """The model arguments given as ``--model.<name>`` flags on the command line, with their parsed values."""
     names = []
     for token in args:
@@ -128,7 +143,7 @@ def _command_line_model_args(args: Sequence[str], config) -> dict[str, Any]:  # 
     return given
 
 
-def _apply_command_line_over_checkpoint(config, given: dict[str, Any]) -> None:  # noqa: ANN001 - a jsonargparse Namespace
+def _apply_command_line_over_checkpoint(config: Namespace, given: dict[str, Any]) -> None:
     """LightningCLI replaced the model's arguments with a ``--ckpt_path`` checkpoint's hyperparameters. Put back the
     command-line values the model allows to change on a saved model (``GANModule.checkpoint_overridable_hparams``,
     e.g. pix2pix's ``inference_mode``) and say which others were ignored, instead of dropping them silently."""
@@ -154,13 +169,11 @@ class GanTranslateCLI(LightningCLI):
     """LightningCLI plus the Reliability callback, a safe ``--ckpt_path`` check, W&B run continuation and
     atomic checkpoint writes."""
 
-    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
-        from gan_translate.callbacks.reliability import Reliability
-
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always present (periodic/on-signal last.ckpt, NaN guard, exact resume); tuned by --reliability.*
-        parser.add_lightning_class_args(Reliability, "reliability")
+        parser.add_class_arguments(Reliability, "reliability")
 
-    def parse_arguments(self, parser, args) -> None:  # noqa: ANN001
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         # Before LightningCLI itself reads --ckpt_path (for its hyperparameters) and long before Trainer.fit.
         subcommand = self.config.get("subcommand")
@@ -175,17 +188,15 @@ class GanTranslateCLI(LightningCLI):
         _continue_wandb_run(config, getattr(self, "_checkpoint", None))
         self._checkpoint = None  # do not hold the weights in memory during training
 
-    def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN202
-        from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-        from gan_translate.checkpoint_io import AtomicCheckpointIO
-
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self.config_init.get(self.subcommand) if self.subcommand else self.config_init
+        configured = (config.get("trainer") or {}).get("callbacks") or []
+        reliability = config.get("reliability")
+        if isinstance(reliability, Reliability):
+            # After the configured callbacks (Lightning moves checkpoint callbacks last in any case).
+            kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), *reliability.callbacks()]
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "predict":
-            from lightning.pytorch.callbacks import BasePredictionWriter
-
-            from gan_translate.callbacks.predictions import PredictionImageWriter
-
             if not any(isinstance(callback, BasePredictionWriter) for callback in trainer.callbacks):
                 trainer.callbacks.append(PredictionImageWriter())  # otherwise predict computes and keeps nothing
         # Atomic saves and weights_only loads, unless a checkpoint plugin of another kind was configured.

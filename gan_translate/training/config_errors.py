@@ -11,11 +11,12 @@ import difflib
 import importlib
 import inspect
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
+from gan_translate.data.options import RENAMED_OPTIONS
 from gan_translate.errors import UserError
 
 
@@ -82,6 +83,41 @@ def section_class_path(section: str, args: Sequence[str]) -> str | None:
     return None
 
 
+def constructor_options(cls: type) -> list[str]:
+    """The options a class takes, those its ``**kwargs`` pass on to its base classes included (as LightningCLI lists them)."""
+    options: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters
+        options += [name for name, p in parameters.items() if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return list(dict.fromkeys(options))
+
+
+def _where_given(section: str, name: str, args: Sequence[str]) -> str:
+    """`` (on the command line)`` or `` (in my.yaml)``: where an option the parser refused came from."""
+    flags = (f"--{section}.{name}", f"--{section}.init_args.{name}")
+    if any(token.split("=", 1)[0] in flags for token in args):
+        return " (on the command line)"
+    files = [path for path in config_files(args) if name in _section_keys(path, section)]
+    return f" (in {files[-1]})" if files else ""
+
+
+def _section_keys(path: Path, section: str) -> set[str]:
+    """The option names a config file sets for ``section`` (under its ``init_args`` or directly)."""
+    try:
+        entry = (yaml.safe_load(path.read_text()) or {}).get(section)
+    except (OSError, yaml.YAMLError, AttributeError):
+        return set()
+    if not isinstance(entry, dict):
+        return set()
+    init_args = entry.get("init_args")
+    return set(entry) | (set(init_args) if isinstance(init_args, dict) else set())
+
+
 def unknown_option_hint(line: str, args: Sequence[str], command: str) -> str:
     """``--model: Option 'lamda_a' is not accepted`` -> the same, naming the config file that holds it and the
     closest valid name, without jsonargparse's dump of the whole section."""
@@ -90,18 +126,18 @@ def unknown_option_hint(line: str, args: Sequence[str], command: str) -> str:
     if match is None:
         return line
     section, name = match.groups()
-    text = f"--{section}: option '{name}' is not accepted"
-    files = [path for path in config_files(args) if path.is_file() and re.search(rf"\b{name}\s*:", path.read_text())]
-    if files:
-        text += f" (in {files[0]})"
+    text = f"--{section}: option '{name}' is not accepted{_where_given(section, name, args)}"
     found = re.search(r"'class_path': '([\w.]+)'", line)
     class_path = found.group(1) if found else section_class_path(section, args)
+    if section == "data" and name in RENAMED_OPTIONS:
+        # A gan-translate 0.1 config: say where the option went, not what it resembles.
+        new = RENAMED_OPTIONS[name]
+        return f"{text}; it is '{new}' since gan-translate 0.2 (--data.{new}, or nested under {new.split('.')[0]}: in a config)"
     valid: list[str] = []
     if class_path:
         module, _, cls_name = class_path.rpartition(".")
         try:
-            cls = getattr(importlib.import_module(module), cls_name)
-            valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+            valid = constructor_options(getattr(importlib.import_module(module), cls_name))
         except (ImportError, AttributeError, ValueError, TypeError):
             valid = []
     close = difflib.get_close_matches(name, valid, n=1)

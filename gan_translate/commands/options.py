@@ -1,0 +1,59 @@
+"""Flags several commands share, defined once so they read and behave the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gan_translate.directions import DIRECTIONS
+from gan_translate.loggers import WANDB_MODES, start_wandb_run
+
+__all__ = ["add_checkpoint", "add_device", "add_direction", "add_overwrite", "add_wandb_options", "start_wandb_for"]
+
+
+def add_checkpoint(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "", required: bool = True) -> None:
+    """``--checkpoint``: a ``.ckpt`` / ``.safetensors`` file or a run folder."""
+    kind = f"a {what} " if what else "a "
+    parser.add_argument(
+        "--checkpoint", required=required,
+        help=f"{kind}.ckpt file (or an exported .safetensors), or a run folder (its newest last.ckpt is used)",
+    )
+
+
+def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--device``: where the networks run."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+
+
+def add_direction(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, choices: Sequence[str] = DIRECTIONS,
+    help: str = "translation direction",  # noqa: A002 - argparse's word for it
+) -> None:
+    """``--direction``: AtoB (default) or BtoA, or the given choices."""
+    parser.add_argument("--direction", default="AtoB", choices=list(choices), help=help)
+
+
+def add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "existing files in the output folder") -> None:
+    """``--overwrite``: without it, nothing a command wrote earlier is replaced."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def add_wandb_options(parser: argparse.ArgumentParser) -> None:
+    """``--wandb`` and its settings, for commands that log outside training."""
+    group = parser.add_argument_group("W&B")
+    group.add_argument("--wandb", action="store_true", help="log losses, images and tables to Weights & Biases")
+    group.add_argument("--wandb-mode", default="auto", choices=WANDB_MODES,
+                       help="auto: offline unless logged in or WANDB_MODE says otherwise")
+    group.add_argument("--wandb-project", default="gan-translate", help="W&B project")
+    group.add_argument("--wandb-dir", default=None,
+                       help="folder for the local W&B run files (default: OUTPUT/.wandb, hidden so it is never read as input images)")
+
+
+def start_wandb_for(args: argparse.Namespace, output_dir: Path, job_type: str, config: dict[str, Any]) -> Any:
+    """The W&B run the ``--wandb*`` flags ask for (files in ``--wandb-dir``, else ``output_dir/.wandb``), or None."""
+    if not getattr(args, "wandb", False):
+        return None
+    directory = Path(args.wandb_dir) if args.wandb_dir else output_dir / ".wandb"
+    return start_wandb_run(args.wandb_project, directory, args.wandb_mode, job_type, config)

@@ -1,0 +1,112 @@
+"""The shape of the code, machine-checked: the layer contract, no import cycles, the linter, thin commands."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = REPO_ROOT / "gan_translate"
+#: Command functions parse, call the library and report; longer ones hide library work (issue 14).
+MAX_COMMAND_FUNCTION_LINES = 60
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (the venv's, not whatever is first on PATH)."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'")
+    return found
+
+
+def test_layer_contract_holds() -> None:
+    """pyproject.toml's [tool.importlinter] layers: commands on top, nothing imports a layer above its own
+    (imports inside functions count too)."""
+    result = subprocess.run([_tool("lint-imports")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_no_import_cycles() -> None:
+    import grimp
+
+    graph = grimp.build_graph("gan_translate")
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_ruff_finds_nothing() -> None:
+    targets = ["gan_translate", "tests", "benchmarks", "datasets", "train.py"]
+    result = subprocess.run([_tool("ruff"), "check", "--output-format", "concise", *targets], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def _long_functions(folder: Path, limit: int, root: Path = REPO_ROOT) -> list[str]:
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if length > limit:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_command_functions_are_short() -> None:
+    assert not _long_functions(PACKAGE / "commands", MAX_COMMAND_FUNCTION_LINES)
+
+
+def test_the_length_check_measures_functions(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(70))
+    (tmp_path / "long.py").write_text(f"def long():\n{body}\n\n\ndef short():\n    return 1\n")
+    assert _long_functions(tmp_path, MAX_COMMAND_FUNCTION_LINES, root=tmp_path) == ["long.py:1 long (71 lines)"]
+
+
+def test_architecture_doc_names_every_module() -> None:
+    """docs/ARCHITECTURE.md is the map: every module and package of the library is on it."""
+    text = (REPO_ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py" and path.parent == PACKAGE:
+            continue
+        name = path.parent.name + "/" if path.name == "__init__.py" else path.name
+        if name not in text:
+            missing.append(str(path.relative_to(PACKAGE)))
+    assert not missing, f"docs/ARCHITECTURE.md does not mention: {missing}"
