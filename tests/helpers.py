@@ -13,28 +13,64 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
 
 
-def tiny_cyclegan_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
-    """The quickstart config shrunk to seconds: 32 px, 8 filters, one residual block."""
+def _tiny_run(config: str, run_dir: Path, epochs: int, batches: int) -> list[str]:
+    """The flags every tiny test run shares: a quickstart config, on the CPU, quiet, logging every step."""
     return [
-        "--config", str(CONFIGS / "cyclegan" / "quickstart.yaml"),
-        "--data.root", str(data_root),
-        "--data.synthetic", "false",
-        "--data.transform.load_size", "36",
-        "--data.transform.crop_size", "32",
-        "--data.batch_size", "2",
-        "--data.num_workers", "0",
-        "--model.ngf", "8",
-        "--model.ndf", "8",
-        "--model.generator_args", "{n_blocks: 1}",
-        "--model.sample_every_n_steps", "2",
+        "--config", str(CONFIGS / config / "quickstart.yaml"),
         "--trainer.accelerator", "cpu",
         "--trainer.max_epochs", str(epochs),
         "--trainer.limit_train_batches", str(batches),
-        "--trainer.limit_val_batches", "1",
         "--trainer.log_every_n_steps", "1",
         "--trainer.enable_progress_bar", "false",
         "--trainer.default_root_dir", str(run_dir),
         "--trainer.logger.init_args.save_dir", str(run_dir),
+        "--data.synthetic", "false",
+        "--data.num_workers", "0",
+        "--model.ngf", "8",
+        "--model.ndf", "8",
+    ]
+
+
+def _tiny_translator(config: str, data_root: Path, run_dir: Path, epochs: int, batches: int) -> list[str]:
+    """A translator's tiny run: 32 px crops of 36 px images, batches of 2, one validation batch, grids every 2 steps."""
+    return [
+        *_tiny_run(config, run_dir, epochs, batches),
+        "--data.root", str(data_root),
+        "--data.transform.load_size", "36",
+        "--data.transform.crop_size", "32",
+        "--data.batch_size", "2",
+        "--model.sample_every_n_steps", "2",
+        "--trainer.limit_val_batches", "1",
+    ]
+
+
+def tiny_cyclegan_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
+    """The quickstart config shrunk to seconds: 32 px, 8 filters, one residual block."""
+    return [*_tiny_translator("cyclegan", data_root, run_dir, epochs, batches), "--model.generator_args", "{n_blocks: 1}"]
+
+
+def tiny_pix2pix_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
+    """The pix2pix quickstart shrunk to seconds: 32 px, 8 filters, a 5-level U-Net (size multiple 32).
+
+    ``data_root`` holds the pair splits (train/ and val/ or test/), e.g. the synthetic set's ``paired``.
+    """
+    return [*_tiny_translator("pix2pix", data_root, run_dir, epochs, batches), "--data.layout", "auto",
+            "--model.generator_args", "{num_downs: 5}"]
+
+
+def tiny_dcgan_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: int = 2) -> list[str]:
+    """The DCGAN quickstart shrunk to seconds: 32 px, 8 filters, a 16-d latent, 16 fixed samples.
+
+    ``data_root`` is a folder of images (e.g. the synthetic set's ``trainB``).
+    """
+    return [
+        *_tiny_run("dcgan", run_dir, epochs, batches),
+        "--data.root", str(data_root),
+        "--data.image_size", "32",
+        "--data.batch_size", "4",
+        "--model.resolution", "32",
+        "--model.latent_dim", "16",
+        "--model.num_fixed_samples", "16",
     ]
 
 
@@ -51,57 +87,14 @@ def load_raw(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def tiny_dcgan_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: int = 2) -> list[str]:
-    """The DCGAN quickstart shrunk to seconds: 32 px, 8 filters, a 16-d latent, 16 fixed samples.
+def assert_offline_wandb_images(run_dir: Path, name_part: str) -> None:
+    """The run's one offline W&B run holds uint8 pictures whose names contain ``name_part`` (not black ones)."""
+    import numpy as np
+    from PIL import Image
 
-    ``data_root`` is a folder of images (e.g. the synthetic set's ``trainB``).
-    """
-    return [
-        "--config", str(CONFIGS / "dcgan" / "quickstart.yaml"),
-        "--data.root", str(data_root),
-        "--data.synthetic", "false",
-        "--data.image_size", "32",
-        "--data.batch_size", "4",
-        "--data.num_workers", "0",
-        "--model.resolution", "32",
-        "--model.latent_dim", "16",
-        "--model.ngf", "8",
-        "--model.ndf", "8",
-        "--model.num_fixed_samples", "16",
-        "--trainer.accelerator", "cpu",
-        "--trainer.max_epochs", str(epochs),
-        "--trainer.limit_train_batches", str(batches),
-        "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.default_root_dir", str(run_dir),
-        "--trainer.logger.init_args.save_dir", str(run_dir),
-    ]
-
-
-def tiny_pix2pix_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
-    """The pix2pix quickstart shrunk to seconds: 32 px, 8 filters, a 5-level U-Net (size multiple 32).
-
-    ``data_root`` holds the pair splits (train/ and val/ or test/), e.g. the synthetic set's ``paired``.
-    """
-    return [
-        "--config", str(CONFIGS / "pix2pix" / "quickstart.yaml"),
-        "--data.root", str(data_root),
-        "--data.synthetic", "false",
-        "--data.layout", "auto",
-        "--data.transform.load_size", "36",
-        "--data.transform.crop_size", "32",
-        "--data.batch_size", "2",
-        "--data.num_workers", "0",
-        "--model.ngf", "8",
-        "--model.ndf", "8",
-        "--model.generator_args", "{num_downs: 5}",
-        "--model.sample_every_n_steps", "2",
-        "--trainer.accelerator", "cpu",
-        "--trainer.max_epochs", str(epochs),
-        "--trainer.limit_train_batches", str(batches),
-        "--trainer.limit_val_batches", "1",
-        "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.default_root_dir", str(run_dir),
-        "--trainer.logger.init_args.save_dir", str(run_dir),
-    ]
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    images = list(runs[0].rglob("media/images/**/*.png"))
+    assert any(name_part in p.name for p in images), images
+    picture = np.asarray(Image.open(images[0]))
+    assert picture.dtype == np.uint8 and picture.max() > 0, "W&B images came out black"

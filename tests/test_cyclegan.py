@@ -11,7 +11,7 @@ from PIL import Image
 
 from gan_translate.cli import main
 from gan_translate.models import CycleGAN
-from tests.helpers import checkpoints, fit, load_raw, tiny_cyclegan_args
+from tests.helpers import assert_offline_wandb_images, checkpoints, fit, load_raw, tiny_cyclegan_args
 
 
 def test_generator_losses_are_finite_and_named() -> None:
@@ -54,12 +54,7 @@ def test_fit_writes_checkpoints_config_and_samples(trained_run: Path) -> None:
 
 
 def test_offline_wandb_run_has_images(trained_run: Path) -> None:
-    runs = list((trained_run / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    images = list(runs[0].rglob("media/images/**/*.png"))
-    assert any("samples_ab" in p.name for p in images), images
-    image = np.asarray(Image.open(images[0]))
-    assert image.dtype == np.uint8 and image.max() > 0, "W&B images came out black"
+    assert_offline_wandb_images(trained_run, "samples_ab")
 
 
 def test_resume_continues_step_and_optimiser_state(synthetic_root: Path, tmp_path: Path) -> None:

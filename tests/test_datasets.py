@@ -170,7 +170,7 @@ def test_aligned_odd_width_names_file_before_training(tmp_path: Path) -> None:
         AlignedDataset(tmp_path / "train", _train_t())
     with pytest.warns(UserWarning, match=r"skipping .*odd\.png: its width 21 is odd"):
         ds = AlignedDataset(tmp_path / "train", _train_t(), on_bad_file="skip")
-    assert [p.name for p in ds.paths] == ["0.png", "1.png", "2.png"]
+    assert [a.name for a, _ in ds.pairs] == ["0.png", "1.png", "2.png"]
     # the width that counts is the upright one: a file 20 wide on disk that EXIF rotates to 21 wide
     from PIL import Image
 
@@ -186,12 +186,12 @@ def test_paired_folders_match_by_name(tmp_path: Path) -> None:
         a = _img(40, 40, i)
         _save(tmp_path / "A", f"{i}.jpg" if i == 0 else f"{i}.png", a)
         _save(tmp_path / "B", f"{i}.png", 255 - a)
-    ds = PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t(), seed=0)
+    ds = PairedFolderDataset(tmp_path, _train_t(), seed=0)
     assert len(ds) == 3 and Path(ds[0]["B_path"]).name == "0.png"
     for k in range(1, 3):  # exact pairs (the .jpg one is lossy)
         item = ds[k]
         assert (item["A"] + item["B"]).abs().max() <= PIXEL_TOL
-    back = PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t(), direction="BtoA")
+    back = PairedFolderDataset(tmp_path, _train_t(), direction="BtoA")
     assert Path(back[1]["A_path"]).parent.name == "B"
 
 
@@ -199,17 +199,17 @@ def test_paired_folders_mismatch_errors(tmp_path: Path) -> None:
     _domain(tmp_path / "A", 2)
     _domain(tmp_path / "B", 1)
     with pytest.raises(DataError, match=r"missing partner in B for .*A/001\.png"):
-        PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t())
+        PairedFolderDataset(tmp_path, _train_t())
     _domain(tmp_path / "B", 3)
     with pytest.raises(DataError, match=r"missing partner in A for .*B/002\.png"):
-        PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t())
+        PairedFolderDataset(tmp_path, _train_t())
     (tmp_path / "B" / "002.png").unlink()
     _save(tmp_path / "B", "001.png", _img(30, 40, 0))
     with pytest.raises(DataError, match=r"A/001\.png is 40x40.*B/001\.png is 40x30"):  # when built, not when loaded
-        PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t())
+        PairedFolderDataset(tmp_path, _train_t())
     with pytest.warns(UserWarning, match=r"skipping the pair: paired images differ in size"):
-        ds = PairedFolderDataset(tmp_path / "A", tmp_path / "B", _train_t(), on_bad_file="skip")
-    assert [p.name for p in ds.paths_a] == ["000.png"]
+        ds = PairedFolderDataset(tmp_path, _train_t(), on_bad_file="skip")
+    assert [a.name for a, _ in ds.pairs] == ["000.png"]
 
 
 # --- datamodules ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from gan_translate.data.options import ImageTransform
 from gan_translate.errors import DataError, UserError
 from gan_translate.models import MODELS, Pix2Pix
 from gan_translate.models.pix2pix import INFERENCE_MODES, Pix2PixInference, inference_behaviour
-from tests.helpers import CONFIGS, checkpoints, fit, load_raw, tiny_pix2pix_args
+from tests.helpers import CONFIGS, assert_offline_wandb_images, checkpoints, fit, load_raw, tiny_pix2pix_args
 
 # Linear interpolation of (255 - x) and of x can round 1 level apart; geometry errors are far larger.
 PIXEL_TOL = 1.01 / 127.5
@@ -221,12 +221,7 @@ def test_fit_writes_checkpoint_config_and_samples(trained_run: Path) -> None:
 
 
 def test_offline_wandb_run_has_sample_grids(trained_run: Path) -> None:
-    runs = list((trained_run / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    images = list(runs[0].rglob("media/images/**/*.png"))
-    assert any("samples" in p.name for p in images), images
-    grid = np.asarray(Image.open(images[0]))
-    assert grid.dtype == np.uint8 and grid.max() > 0, "W&B images came out black"
+    assert_offline_wandb_images(trained_run, "samples")
 
 
 def test_command_line_inference_mode_applies_to_a_checkpoint_and_other_changes_are_reported(

@@ -20,6 +20,7 @@ can keep the best checkpoint. The feature network's name is logged as the hyperp
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +33,7 @@ from torch import Tensor
 from gan_translate.directions import DIRECTIONS, domains, key_suffix
 from gan_translate.errors import UserError
 from gan_translate.images import match_channels
-from gan_translate.metrics import DISTRIBUTION_METRICS, FidKid
+from gan_translate.metrics import FidKid
 from gan_translate.random_streams import rank_seed
 
 __all__ = ["DistributionMetrics"]
@@ -46,30 +47,26 @@ def _same_channels(real: Tensor, fake: Tensor) -> Tensor:
 class DistributionMetrics(pl.Callback):
     """FID and KID of generated vs real images during training (see the module docstring).
 
+    The feature network and scoring options (``feature``, ``image_size``, ``metrics``, ``kid_subsets``,
+    ``kid_subset_size``) are :class:`~gan_translate.metrics.FidKid`'s (``feature`` defaults to ``random-conv`` here).
+
     Args:
-        feature: feature network: ``random-conv`` (offline, only comparable with itself), ``inception``
-            (the standard FID network; needs torch-fidelity and its downloaded weights) or ``package.module:Name``.
-        image_size: side of the square images fed to the feature network (shorter side resized, centre crop).
         max_images: at most this many real and this many generated images per direction per evaluation.
         every_n_epochs: evaluate every N epochs during fit (always under ``trainer.validate`` / ``test``).
         directions: translation directions to score (``AtoB``, ``BtoA``); ignored for generators.
-        metrics: which of ``fid`` and ``kid`` to compute.
-        kid_subsets: KID subsets.
-        kid_subset_size: largest KID subset; clamped to the images available (a warning says so once).
         seed: seed of KID's subsets, of DCGAN's latents and of any randomness in the networks (dropout).
+        feature: feature network: ``random-conv`` (offline, only comparable with itself), ``inception``
+            (the standard FID network; needs torch-fidelity and its downloaded weights) or ``package.module:Name``.
     """
 
     def __init__(
         self,
-        feature: str = "random-conv",
-        image_size: int = 299,
         max_images: int = 512,
         every_n_epochs: int = 1,
         directions: Sequence[str] = ("AtoB", "BtoA"),
-        metrics: Sequence[str] = DISTRIBUTION_METRICS,
-        kid_subsets: int = 100,
-        kid_subset_size: int = 1000,
         seed: int = 0,
+        feature: str = "random-conv",
+        **metric_options: Any,
     ) -> None:
         super().__init__()
         if max_images < 2:
@@ -79,15 +76,14 @@ class DistributionMetrics(pl.Callback):
         unknown = [d for d in directions if d not in DIRECTIONS]
         if unknown:
             raise UserError(f"DistributionMetrics directions must be AtoB and/or BtoA, got {', '.join(unknown)}")
-        self.feature = feature
-        self.image_size = image_size
         self.max_images = max_images
         self.every_n_epochs = every_n_epochs
         self.directions = tuple(directions)
-        self.metric_names = tuple(metrics)
-        self.kid_subsets = kid_subsets
-        self.kid_subset_size = kid_subset_size
         self.seed = seed
+        # One scorer per direction; this first one checks the options (and finds a missing Inception) at once.
+        self._prototype = FidKid(feature, seed=seed, **metric_options)
+        #: The feature network's recorded name.
+        self.feature_name = self._prototype.feature_name
         self._metrics: dict[str, FidKid] = {}
         self._seen: dict[str, int] = {}
         self._skipped: set[str] = set()
@@ -96,27 +92,12 @@ class DistributionMetrics(pl.Callback):
         self._hparams_logged = False
         #: The last scores, e.g. ``{"val/fid_ab": 1.2, ...}`` (also what was logged).
         self.last_scores: dict[str, float] = {}
-        #: The feature network's recorded name (set in ``setup``).
-        self.feature_name = ""
 
     # --- set-up ----------------------------------------------------------------------------------
-    def _new_metric(self) -> FidKid:
-        return FidKid(
-            self.feature,
-            image_size=self.image_size,
-            metrics=self.metric_names,
-            kid_subsets=self.kid_subsets,
-            kid_subset_size=self.kid_subset_size,
-            seed=self.seed,
-        )
-
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # Built here, not at the first validation, so a missing Inception fails the run at once.
         if not self._metrics:
-            first = self._new_metric()
-            self.feature_name = first.feature_name
             keys = [""] if self._is_generator(pl_module) else [key_suffix(d) for d in self.directions]
-            self._metrics = {key: first if i == 0 else self._new_metric() for i, key in enumerate(keys)}
+            self._metrics = {key: self._prototype if i == 0 else copy.deepcopy(self._prototype) for i, key in enumerate(keys)}
 
     def _log_feature(self, trainer: pl.Trainer) -> None:
         if self._hparams_logged:
@@ -124,7 +105,7 @@ class DistributionMetrics(pl.Callback):
         self._hparams_logged = True
         params = {
             "distribution_metrics/feature": self.feature_name,
-            "distribution_metrics/image_size": self.image_size,
+            "distribution_metrics/image_size": self._prototype.image_size,
             "distribution_metrics/max_images": self.max_images,
         }
         for logger in trainer.loggers:

@@ -15,6 +15,8 @@ sees a batch before anything saves it, and a save records the batches the epoch 
 
 from __future__ import annotations
 
+from typing import Any
+
 from lightning.pytorch.callbacks import Callback
 
 from gan_translate.callbacks.exact_resume import ExactResume
@@ -27,26 +29,17 @@ __all__ = ["Reliability"]
 class Reliability:
     """Periodic and on-signal ``last.ckpt``, a NaN/Inf loss guard, and exact-resume bookkeeping.
 
+    The checkpoint schedule options (``save_every_n_batches``, ``save_every_n_minutes``, ``save_on_signal``,
+    ``signals``) are :class:`~gan_translate.callbacks.scheduled_checkpoints.ScheduledCheckpoints`'.
+
     Args:
-        save_every_n_batches: save ``last.ckpt`` every this many training batches (0: never).
-        save_every_n_minutes: also save it when this many minutes passed since the last save (0: never).
-        save_on_signal: on SIGTERM / SIGINT, save ``last.ckpt`` at the end of the current batch and stop.
-        signals: the signals that trigger that save (names: SIGTERM, SIGINT, SIGUSR2).
         stop_on_nonfinite: stop with a one-line error when a logged training loss is NaN or infinite.
         restore_rng: save the global random states in checkpoints and restore them on resume.
     """
 
-    def __init__(
-        self,
-        save_every_n_batches: int = 1000,
-        save_every_n_minutes: float = 0.0,
-        save_on_signal: bool = True,
-        signals: list[str] | None = None,
-        stop_on_nonfinite: bool = True,
-        restore_rng: bool = True,
-    ) -> None:
+    def __init__(self, stop_on_nonfinite: bool = True, restore_rng: bool = True, **kwargs: Any) -> None:
         # Built here, so a bad value is reported when the config is read, not when training starts.
-        self.scheduled = ScheduledCheckpoints(save_every_n_batches, save_every_n_minutes, save_on_signal, signals)
+        self.scheduled = ScheduledCheckpoints(**kwargs)
         self.stop_on_nonfinite = stop_on_nonfinite
         self.restore_rng = restore_rng
 

@@ -351,9 +351,7 @@ class PairedDataModule(_TwoDomainDataModule):
         if layout == "auto":
             layout = detect_paired_layout(split_dir)
         if layout == "folders":
-            return PairedFolderDataset(
-                split_dir / "A", split_dir / "B", transform, self.direction, max_size, self.on_bad_file, seed
-            )
+            return PairedFolderDataset(split_dir, transform, self.direction, max_size, self.on_bad_file, seed)
         return AlignedDataset(split_dir, transform, self.direction, max_size, self.on_bad_file, seed)
 
     def setup(self, stage: str | None = None) -> None:

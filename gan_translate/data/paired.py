@@ -32,9 +32,30 @@ _B_KEY = "B"  # the additional albumentations target that carries the B image
 
 
 class _PairedBase(SeededTransformDataset):
-    """Shared: apply one transform call to (A, B), honour the direction, build the batch dict."""
+    """Shared: find the pairs under ``root`` (``_pairs``), apply one transform call to (A, B), honour the direction,
+    build the batch dict."""
 
-    direction: str
+    def __init__(
+        self,
+        root: PathLike,
+        transform: A.Compose,
+        direction: Direction = "AtoB",
+        max_size: int | None = None,
+        on_bad_file: OnBadFile = "error",
+        seed: int | None = 0,
+    ) -> None:
+        self.direction = check_direction(direction)
+        self.root = Path(root)
+        self.pairs = self._pairs(max_size, on_bad_file)
+        require_targets(transform, (_B_KEY,))
+        super().__init__(transform, seed)
+
+    def _pairs(self, max_size: int | None, on_bad_file: OnBadFile) -> list[tuple[Path, Path]]:
+        """``(A file, B file)`` of every usable pair under ``root``."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.pairs)
 
     def _item(self, a: np.ndarray, b: np.ndarray, path_a: Path, path_b: Path) -> dict[str, Any]:
         if self.direction == "BtoA":
@@ -51,21 +72,8 @@ class AlignedDataset(_PairedBase):
     ``A_path`` and ``B_path`` are both the combined file.
     """
 
-    def __init__(
-        self,
-        root: PathLike,
-        transform: A.Compose,
-        direction: Direction = "AtoB",
-        max_size: int | None = None,
-        on_bad_file: OnBadFile = "error",
-        seed: int | None = 0,
-    ) -> None:
-        check_direction(direction)
-        self.root = Path(root)
-        self.direction = direction
-        self.paths = self._splittable(gather_images(root, max_size, on_bad_file), on_bad_file)
-        require_targets(transform, (_B_KEY,))
-        super().__init__(transform, seed)
+    def _pairs(self, max_size: int | None, on_bad_file: OnBadFile) -> list[tuple[Path, Path]]:
+        return [(path, path) for path in self._splittable(gather_images(self.root, max_size, on_bad_file), on_bad_file)]
 
     @staticmethod
     def _splittable(paths: list[Path], on_bad_file: OnBadFile) -> list[Path]:
@@ -85,17 +93,14 @@ class AlignedDataset(_PairedBase):
             raise DataError(f"no image in {paths[0].parent} has an even width to split into A|B halves")
         return kept
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.paths[index]
+        path = self.pairs[index][0]
         a, b = split_halves(load_image(path), path)
         return self._item(a, b, path, path)
 
 
 class PairedFolderDataset(_PairedBase):
-    """Two folders whose files pair up by name (``dir_a/x.jpg`` <-> ``dir_b/x.png``; extension may differ).
+    """``root/A`` and ``root/B``, whose files pair up by name (``A/x.jpg`` <-> ``B/x.png``; extension may differ).
 
     A file without a partner on either side raises DataError naming it; partners of different
     sizes raise DataError naming both (from the headers, when the dataset is built). With
@@ -103,19 +108,8 @@ class PairedFolderDataset(_PairedBase):
     their sizes differ.
     """
 
-    def __init__(
-        self,
-        dir_a: PathLike,
-        dir_b: PathLike,
-        transform: A.Compose,
-        direction: Direction = "AtoB",
-        max_size: int | None = None,
-        on_bad_file: OnBadFile = "error",
-        seed: int | None = 0,
-    ) -> None:
-        check_direction(direction)
-        self.dir_a, self.dir_b = Path(dir_a), Path(dir_b)
-        self.direction = direction
+    def _pairs(self, max_size: int | None, on_bad_file: OnBadFile) -> list[tuple[Path, Path]]:
+        dir_a, dir_b = self.root / "A", self.root / "B"
         paths_a = gather_images(dir_a, max_size, on_bad_file)
         paths_b = match_by_name(paths_a, dir_a, dir_b, "partner in B")
         # The other way round too, over the full listing (a cap or skipped files are not "extra"):
@@ -125,10 +119,7 @@ class PairedFolderDataset(_PairedBase):
         pairs = self._same_size([(a, b) for a, b in zip(paths_a, paths_b) if b in good_b], on_bad_file)
         if not pairs:
             raise DataError(f"no readable image pairs in {dir_a} and {dir_b}")
-        self.paths_a = [a for a, _ in pairs]
-        self.paths_b = [b for _, b in pairs]
-        require_targets(transform, (_B_KEY,))
-        super().__init__(transform, seed)
+        return pairs
 
     @staticmethod
     def _same_size(pairs: list[tuple[Path, Path]], on_bad_file: OnBadFile) -> list[tuple[Path, Path]]:
@@ -147,9 +138,7 @@ class PairedFolderDataset(_PairedBase):
             warnings.warn(f"skipping the pair: {message}", stacklevel=3)
         return kept
 
-    def __len__(self) -> int:
-        return len(self.paths_a)
-
     def __getitem__(self, index: int) -> dict[str, Any]:
-        a, b = load_same_size(self.paths_a[index], self.paths_b[index])
-        return self._item(a, b, self.paths_a[index], self.paths_b[index])
+        path_a, path_b = self.pairs[index]
+        a, b = load_same_size(path_a, path_b)
+        return self._item(a, b, path_a, path_b)
