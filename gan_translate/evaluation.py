@@ -138,8 +138,8 @@ def _side(split_dir: Path, direction: str) -> tuple[list[Item], list[Item]]:
     """Paired layouts: (input items, target items) of ``split_dir``."""
     if detect_paired_layout(split_dir) == "folders":
         a, b = folder_items(split_dir / "A", "A"), folder_items(split_dir / "B", "B")
-        return (a, b) if direction == "AtoB" else (b, a)
-    left, right = ("left", "right") if direction == "AtoB" else ("right", "left")
+        return (a, b) if domains(direction)[0] == "A" else (b, a)
+    left, right = ("left", "right") if domains(direction)[0] == "A" else ("right", "left")
     return folder_items(split_dir, "paired", left), folder_items(split_dir, "paired", right)
 
 

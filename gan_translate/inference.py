@@ -20,7 +20,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from gan_translate.artifacts import load_model, resolve_checkpoint_path
-from gan_translate.directions import check_direction
+from gan_translate.directions import check_direction, domains
 from gan_translate.errors import UserError
 from gan_translate.images import as_tensor_image, tensor_to_uint8
 
@@ -208,7 +208,8 @@ def load_translator(
     if compile:
         compile_for_inference(network)
     hparams = dict(model.hparams)
-    in_channels = int(hparams.get("in_channels" if direction == "AtoB" else "out_channels", 3))
+    # The generator of a direction takes its source domain's images: A's are in_channels, B's out_channels.
+    in_channels = int(hparams.get("in_channels" if domains(direction)[0] == "A" else "out_channels", 3))
     return Translator(
         network=network,
         device=target,

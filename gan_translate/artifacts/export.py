@@ -16,13 +16,14 @@ from safetensors.torch import save as safetensors_bytes
 
 from gan_translate.artifacts.checkpoints import CHECKPOINT_KEY, EXPORT_FORMAT, load_checkpoint, model_name
 from gan_translate.artifacts.models import build_model
+from gan_translate.directions import DIRECTIONS
 from gan_translate.errors import CheckpointError, UserError
 from gan_translate.files import atomic_write
 
 __all__ = ["EXPORT_DIRECTIONS", "export_generators"]
 
 #: What ``--direction`` of an export may be: one direction, or every one the model has.
-EXPORT_DIRECTIONS = ("AtoB", "BtoA", "both")
+EXPORT_DIRECTIONS = (*DIRECTIONS, "both")
 
 
 def export_generators(checkpoint_path: str | Path, output: str | Path, direction: str = "both") -> list[str]:

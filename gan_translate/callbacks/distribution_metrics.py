@@ -63,7 +63,7 @@ class DistributionMetrics(pl.Callback):
         self,
         max_images: int = 512,
         every_n_epochs: int = 1,
-        directions: Sequence[str] = ("AtoB", "BtoA"),
+        directions: Sequence[str] = DIRECTIONS,
         seed: int = 0,
         feature: str = "random-conv",
         **metric_options: Any,

@@ -23,7 +23,7 @@ from gan_translate.data.base import (
 )
 from gan_translate.data.io import OnBadFile, check_images, list_images, load_image, upright_size
 from gan_translate.data.layouts import split_halves
-from gan_translate.directions import Direction, check_direction
+from gan_translate.directions import Direction, check_direction, domains
 from gan_translate.errors import DataError
 
 __all__ = ["AlignedDataset", "PairedFolderDataset"]
@@ -58,7 +58,7 @@ class _PairedBase(SeededTransformDataset):
         return len(self.pairs)
 
     def _item(self, a: np.ndarray, b: np.ndarray, path_a: Path, path_b: Path) -> dict[str, Any]:
-        if self.direction == "BtoA":
+        if domains(self.direction)[0] == "B":  # BtoA: the right / B side is the input
             a, b, path_a, path_b = b, a, path_b, path_a
         out = self.transform(image=a, **{_B_KEY: b})
         return {"A": out["image"], "B": out[_B_KEY], "A_path": str(path_a), "B_path": str(path_b)}

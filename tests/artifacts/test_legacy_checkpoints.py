@@ -14,9 +14,9 @@ from gan_translate.cli import main
 from gan_translate.data.io import load_image, save_image
 from gan_translate.images import uint8_to_tensor
 from gan_translate.inference import load_translator
-from tests.helpers import checkpoints, load_raw
+from tests.helpers import CONFIGS, checkpoints, load_raw
 
-LEGACY = Path(__file__).parent / "fixtures" / "legacy_0.1.0"
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_0.1.0"
 EXPECTED = torch.load(LEGACY / "expected_outputs.pt", weights_only=True)
 
 
@@ -53,7 +53,7 @@ def test_old_cyclegan_checkpoint_resumes(synthetic_root: Path, tmp_path: Path) -
     saved = load_raw(old)
     assert "Reliability" in saved["callbacks"]  # the random states 0.1 kept, now ExactResume's
     run = tmp_path / "run"
-    code = main(["fit", "--config", "configs/cyclegan/quickstart.yaml", "--ckpt_path", str(old),
+    code = main(["fit", "--config", str(CONFIGS / "cyclegan" / "quickstart.yaml"), "--ckpt_path", str(old),
                  "--data.root", str(synthetic_root), "--data.synthetic", "false",
                  "--data.transform.load_size", "32", "--data.transform.crop_size", "32", "--data.batch_size", "2",
                  "--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.max_epochs", "2",

@@ -27,7 +27,7 @@ from gan_translate.errors import CapabilityError
 from gan_translate.inference import load_translator
 from gan_translate.models import MODELS, GANModule, models_that
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _TRANSFORM = ImageTransform(load_size=32, crop_size=32)
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from gan_translate.cli import main
 from gan_translate.data.options import RENAMED_OPTIONS, ImageTransform, SyntheticSet, plain_hparams
+from tests.helpers import CONFIGS
 
-QUICKSTART = "configs/cyclegan/quickstart.yaml"
+QUICKSTART = str(CONFIGS / "cyclegan" / "quickstart.yaml")
 
 
 def _error(capsys: pytest.CaptureFixture, args: list[str]) -> str:

@@ -36,8 +36,8 @@ from gan_translate.callbacks.performance import (
 from gan_translate.data.datamodules import UnpairedDataModule
 from gan_translate.data.options import ImageTransform
 from gan_translate.models import CycleGAN
-from tests.helpers import fit, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
-from tests.test_distributed import (
+from tests.helpers import CONFIGS, fit, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
+from tests.training.test_distributed import (
     PARAM_MAX_ATOL,
     PARAM_MEAN_ATOL,
     _bias_before_instance_norm,
@@ -86,7 +86,7 @@ def _train(model: str, data: Path, run_dir: Path, *extra: str) -> dict[str, Any]
     """Fit ``model`` for 2 batches through the CLI with ``extra`` options; the TrainingRecord's contents."""
     record = run_dir / "record.pt"
     fit([*_args(model, data, run_dir), *extra,
-         "--trainer.callbacks+=tests.test_precision.TrainingRecord", f"--trainer.callbacks.path={record}"])
+         "--trainer.callbacks+=tests.callbacks.test_precision.TrainingRecord", f"--trainer.callbacks.path={record}"])
     return torch.load(record, weights_only=False)
 
 
@@ -361,3 +361,15 @@ def test_translator_precision_and_channels_last_options() -> None:
     assert (bf16 - reference).abs().mean() < 0.02 and (bf16 - reference).abs().max() < 0.2
     with pytest.raises(UserError, match="precision"):
         translator(network, precision="int8").translate_batch(images)
+
+
+def test_the_0_1_class_path_of_performance_options_still_works(capsys: pytest.CaptureFixture) -> None:
+    from gan_translate.cli import main
+    from gan_translate.perf import PerformanceOptions as OldPath
+
+    assert OldPath is PerformanceOptions
+    with pytest.raises(SystemExit) as printed:  # --print_config prints, then exits 0 (LightningCLI)
+        main(["fit", "--config", str(CONFIGS / "cyclegan" / "quickstart.yaml"), "--print_config",
+              "--trainer.callbacks+=gan_translate.perf.PerformanceOptions", "--trainer.callbacks.channels_last=true"])
+    assert printed.value.code == 0
+    assert "class_path: gan_translate.perf.PerformanceOptions" in capsys.readouterr().out

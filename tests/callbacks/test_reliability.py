@@ -28,7 +28,7 @@ from tests.helpers import REPO_ROOT, load_raw, tiny_cyclegan_args
 EPOCHS, BATCHES = 2, 3  # 6 batches; the periodic checkpoint is written after every one
 
 
-# --- test-only callbacks (added with --trainer.callbacks+=tests.test_reliability.X) -------------------------
+# --- test-only callbacks (added with --trainer.callbacks+=tests.callbacks.test_reliability.X) -------------------------
 class HangAt(Callback):
     """At the start of the ``batch``-th training batch (1-based, across epochs), write ``marker`` and hang."""
 
@@ -126,7 +126,7 @@ def test_killed_run_resumes_exactly(synthetic_root: Path, tmp_path: Path, refere
     run_dir, marker = tmp_path / "run", tmp_path / "hanging"
     # Hang at the 5th batch (epoch 1, mid-epoch): the periodic last.ckpt of batch 4 is on disk; then kill -9.
     process = _subprocess(["fit", *_args(synthetic_root, run_dir,
-                                         "--trainer.callbacks+=tests.test_reliability.HangAt",
+                                         "--trainer.callbacks+=tests.callbacks.test_reliability.HangAt",
                                          "--trainer.callbacks.batch=5", f"--trainer.callbacks.marker={marker}")])
     try:
         _wait_for(marker, process)
@@ -151,7 +151,7 @@ def test_killed_run_resumes_exactly(synthetic_root: Path, tmp_path: Path, refere
 def test_sigterm_saves_then_exits_cleanly(synthetic_root: Path, tmp_path: Path) -> None:
     run_dir, marker = tmp_path / "run", tmp_path / "hanging"
     process = _subprocess(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0",
-                                         "--trainer.callbacks+=tests.test_reliability.HangAt",
+                                         "--trainer.callbacks+=tests.callbacks.test_reliability.HangAt",
                                          "--trainer.callbacks.batch=2", f"--trainer.callbacks.marker={marker}",
                                          "--trainer.callbacks.seconds=2")])
     try:
@@ -175,7 +175,7 @@ def test_ctrl_c_at_an_epochs_last_batch_saves_at_its_end_and_resumes_exactly(
     handler = signal.getsignal(signal.SIGINT)
     # Ctrl-C during the last batch of epoch 0: the save waits for the epoch's end (LR step, validation).
     code = main(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0",
-                               "--trainer.callbacks+=tests.test_reliability.SignalAt", "--trainer.callbacks.batch=3")])
+                               "--trainer.callbacks+=tests.callbacks.test_reliability.SignalAt", "--trainer.callbacks.batch=3")])
     assert code == 128 + signal.SIGINT
     err = capsys.readouterr().err
     assert "received SIGINT: saving a checkpoint at the end of this batch" in err
@@ -197,7 +197,7 @@ def test_resume_with_another_batch_size_trains_the_rest_of_the_epoch(
     run_dir = tmp_path / "run"
     one_epoch = ["--trainer.limit_train_batches", "100", "--trainer.max_epochs", "1", "--reliability.save_every_n_batches", "0"]
     code = main(["fit", *_args(synthetic_root, run_dir, "--data.batch_size", "1", *one_epoch,
-                               "--trainer.callbacks+=tests.test_reliability.SignalAt", "--trainer.callbacks.batch=2")])
+                               "--trainer.callbacks+=tests.callbacks.test_reliability.SignalAt", "--trainer.callbacks.batch=2")])
     assert code == 128 + signal.SIGINT
     assert load_raw(_last(run_dir))["global_step"] == 2 * 2
 
@@ -215,7 +215,7 @@ def test_resume_with_another_batch_size_trains_the_rest_of_the_epoch(
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:
     run_dir = tmp_path / "run"
-    code = main(["fit", *_args(synthetic_root, run_dir, "--trainer.callbacks+=tests.test_reliability.PoisonAt",
+    code = main(["fit", *_args(synthetic_root, run_dir, "--trainer.callbacks+=tests.callbacks.test_reliability.PoisonAt",
                                "--trainer.callbacks.batch=3")])
     assert code == 2
     err = capsys.readouterr().err
@@ -258,7 +258,7 @@ def test_guard_callback_catches_models_that_do_not_check(tmp_path: Path) -> None
 # --- translate never leaves a half-written output -----------------------------------------------------------
 def test_killed_translate_leaves_only_complete_outputs(tmp_path: Path) -> None:
     from gan_translate.data.io import list_images, load_image, save_image
-    from tests.test_checkpoint_safety import write_checkpoint
+    from tests.artifacts.test_checkpoint_safety import write_checkpoint
 
     checkpoint = write_checkpoint(tmp_path / "model.ckpt")
     inputs, out = tmp_path / "in", tmp_path / "out"
@@ -290,7 +290,7 @@ def test_killed_translate_leaves_only_complete_outputs(tmp_path: Path) -> None:
 
 def test_translate_protects_inputs_and_reports_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from gan_translate.data.io import save_image
-    from tests.test_checkpoint_safety import write_checkpoint
+    from tests.artifacts.test_checkpoint_safety import write_checkpoint
 
     checkpoint = str(write_checkpoint(tmp_path / "model.ckpt"))
     inputs = tmp_path / "in"

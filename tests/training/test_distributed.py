@@ -1,6 +1,6 @@
 """Multi-process (DDP) training on CPU with gloo: every model, through the real CLI, launched with torchrun.
 
-One ``torchrun --nproc_per_node 2`` launch (``python -m tests.test_distributed``, the ``__main__`` block below)
+One ``torchrun --nproc_per_node 2`` launch (``python -m tests.training.test_distributed``, the ``__main__`` block below)
 trains CycleGAN, Pix2Pix and DCGAN in turn at toy size with ``--trainer.devices 2 --trainer.strategy ddp``:
 plain ``ddp``, which only works because ``GANModule`` turns on ``find_unused_parameters`` (gan_translate/perf.py).
 A subprocess, because Lightning's own launcher for plain ``ddp`` re-runs the current command (pytest) in rank 1.
@@ -89,7 +89,7 @@ def model_args(model: str, data: Path, run_dir: Path, batch_size: int) -> list[s
     else:
         args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
     return [*args, "--data.batch_size", str(batch_size), "--model.sample_every_n_steps", "1",
-            "--trainer.callbacks+=tests.test_distributed.RankStateDump", f"--trainer.callbacks.dirpath={run_dir / 'ranks'}"]
+            "--trainer.callbacks+=tests.training.test_distributed.RankStateDump", f"--trainer.callbacks.dirpath={run_dir / 'ranks'}"]
 
 
 def _free_port() -> int:
@@ -105,7 +105,7 @@ def ddp_runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1",
            "WANDB_DIR": str(out), "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), "-m", "tests.test_distributed", str(synthetic_root), str(out)]
+               "--master_port", str(_free_port()), "-m", "tests.training.test_distributed", str(synthetic_root), str(out)]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return out
