@@ -28,6 +28,7 @@ __all__ = [
     "is_local_path",
     "set_epoch_batches_done",
     "started_wandb_run",
+    "step_of_last_save",
     "validation_has_run",
     "version_counter_enabled",
     "wandb_init_kwargs",
@@ -89,6 +90,12 @@ def ddp_kwargs(strategy: Any) -> dict[str, Any] | None:
 def version_counter_enabled(callback: LightningModelCheckpoint) -> bool:
     """Whether a ModelCheckpoint writes ``last-v1.ckpt`` rather than replacing a ``last.ckpt`` it did not write."""
     return bool(getattr(callback, "_enable_version_counter", True))
+
+
+def step_of_last_save(callback: LightningModelCheckpoint) -> int:
+    """The global step at which a ModelCheckpoint last wrote a file (0 before any): since Lightning 2.6 it writes
+    ``last.ckpt`` only at steps where it saved another checkpoint too (a best that improved, a periodic one)."""
+    return int(getattr(callback, "_last_global_step_saved", -1))
 
 
 class ModelCheckpointWithMissingMonitorHook(LightningModelCheckpoint):

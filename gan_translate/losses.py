@@ -79,3 +79,26 @@ def discriminator_loss(loss: AdversarialLoss, real_logits: Tensor, fake_logits: 
 def l1(prediction: Tensor, target: Tensor) -> Tensor:
     """Mean absolute error (the cycle, identity and pix2pix reconstruction terms)."""
     return F.l1_loss(prediction, target)
+
+
+def patch_nce(query: Tensor, key: Tensor, batch_size: int, temperature: float = 0.07, negatives_from_batch: bool = False) -> Tensor:
+    """PatchNCE (Park et al. 2020): the mean over patches of the InfoNCE loss that each output patch ``query[i]``
+    picks its own input patch ``key[i]`` out of the other input patches.
+
+    ``query`` and ``key`` are ``(batch_size * P, D)`` L2-normalised features, image-major, of the same ``P``
+    locations in each image (``PatchSampleMLP``). The negatives of a patch are the other ``P - 1`` patches of its
+    own image (CUT's default), or of every image of the batch with ``negatives_from_batch``. The keys are constants:
+    the loss trains the query side. ``temperature``: CUT's 0.07.
+    """
+    key = key.detach()
+    total, dim = query.shape
+    positive = (query * key).sum(dim=1, keepdim=True)  # (total, 1)
+    groups = 1 if negatives_from_batch else batch_size
+    q = query.reshape(groups, total // groups, dim)
+    k = key.reshape(groups, total // groups, dim)
+    negative = torch.bmm(q, k.transpose(1, 2))  # (groups, P, P): every query against every key of its group
+    # The diagonal is each patch's own positive: not a negative. exp(-10 / T) is ~0 against the other terms.
+    same = torch.eye(q.shape[1], device=query.device, dtype=torch.bool)[None]
+    negative = negative.masked_fill(same, -10.0).reshape(total, -1)
+    logits = torch.cat([positive, negative], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(total, dtype=torch.long, device=query.device))

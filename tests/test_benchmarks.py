@@ -33,3 +33,16 @@ def test_bench_writes_timed_steps_for_ours_and_the_classic_code(tmp_path: Path) 
     (row,) = json.loads(out.read_text())["results"]
     assert row["key"] == "paired/train/dcgan/ours/fp32/64px/b4" and row["nan_check"] is False, row
     assert row["median_s"] > 0 and row["classic_median_s"] > 0, row
+
+
+def test_cut_benchmark_times_and_measures_the_three_models(tmp_path: Path) -> None:
+    import cut_vs_cyclegan
+
+    out = tmp_path / "cut.json"
+    assert cut_vs_cyclegan.main(["--kinds", "speed,memory", "--sizes", "64", "--steps", "1", "--rounds", "1",
+                                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["speed 64"]) == set(report["memory 64"]) == {"cyclegan", "cut", "fastcut"}
+    assert report["speed 64"]["cyclegan"]["x_cyclegan"] == 1.0 and report["speed 64"]["cut"]["s_per_it"] > 0
+    # weights, gradients, Adam's moments and the largest autograd graph: CUT's one generator needs less
+    assert report["memory 64"]["cut"]["tensors_mb"] < report["memory 64"]["cyclegan"]["tensors_mb"]

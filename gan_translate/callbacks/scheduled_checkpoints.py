@@ -31,7 +31,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan_translate.callbacks.nonfinite import checkpoint_kept, last_good_checkpoint
 from gan_translate.errors import UserError
-from gan_translate.lightning_compat import version_counter_enabled
+from gan_translate.lightning_compat import step_of_last_save, version_counter_enabled
 
 __all__ = ["SIGNALS", "ScheduledCheckpoints", "TrainingInterrupted", "last_checkpoint_path"]
 
@@ -119,6 +119,7 @@ class ScheduledCheckpoints(Callback):
         self._saving = True
         self._last_save_time = time.monotonic()
         self._deferred = False  # a save due at an epoch's last batch, made at the epoch's end
+        self._saved_step = -1  # the global step of this callback's last save
 
     # --- signals ------------------------------------------------------------------------------------
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -227,13 +228,27 @@ class ScheduledCheckpoints(Callback):
         deferred, self._deferred = self._deferred, False
         if received:
             self._stop_on_signal(trainer)
-        if deferred:
+        if deferred or not self._last_is_current(trainer):
             self._save(trainer)
 
+    def _final_batch_save(self, trainer: pl.Trainer, batch_idx: int) -> None:
+        """Called by :class:`_EpochEndSave` after a batch: when it ends training mid-epoch (max_steps, max_time, a
+        stop request), save here, where Lightning resumes exactly; after the loop it counts the epoch as done."""
+        reached = trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
+        if not (trainer.should_stop or reached) or self._last_is_current(trainer):
+            return
+        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or batch_idx + 1 >= trainer.num_training_batches
+        if last_batch:
+            self._deferred = True  # the epoch-end save makes it
+            return
+        self._save(trainer)
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._deferred and self._saving:
-            self._deferred = False
+        # last.ckpt must hold the final state, or `translate` of the run (and a resume) would use an older one. The
+        # saves above normally made it; this is the fallback (Lightning then resumes at the next epoch).
+        if self._saving and (self._deferred or not self._last_is_current(trainer)):
             self._save(trainer)
+        self._deferred = False
         self._restore_handlers()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -256,6 +271,16 @@ class ScheduledCheckpoints(Callback):
         ]
 
     # --- helpers ------------------------------------------------------------------------------------
+    def _last_is_current(self, trainer: pl.Trainer) -> bool:
+        """Whether ``last.ckpt`` already holds this global step. Lightning's ModelCheckpoint writes it only at
+        steps where it saved another checkpoint too: at an epoch whose monitored value did not improve it would lag
+        behind by that epoch, so the epoch-end save (``_EpochEndSave``) writes it then."""
+        step = trainer.global_step
+        if step == 0 or self._saved_step == step:
+            return True
+        owner = last_checkpoint_path(trainer)[1]
+        return owner is not None and step_of_last_save(owner) == step and bool(owner.last_model_path)
+
     def _save(self, trainer: pl.Trainer) -> Path:
         path, owner = last_checkpoint_path(trainer)
         previous = owner.last_model_path if owner is not None else ""
@@ -270,6 +295,7 @@ class ScheduledCheckpoints(Callback):
                 owner.last_model_path = previous
             raise
         self._last_save_time = time.monotonic()
+        self._saved_step = trainer.global_step
         return path
 
     def _stop_on_signal(self, trainer: pl.Trainer) -> None:
@@ -298,3 +324,9 @@ class _EpochEndSave(Checkpoint):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.owner._epoch_end_save(trainer)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # After every other callback, Lightning's Timer (max_time) included: whether this batch ends training.
+        self.owner._final_batch_save(trainer, batch_idx)

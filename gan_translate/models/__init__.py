@@ -7,6 +7,7 @@ To add a model, copy ``models/template.py`` (docs/ARCHITECTURE.md says what else
 from __future__ import annotations
 
 from gan_translate.models.base import Capability, GANModule
+from gan_translate.models.cut import CUT, FastCUT
 from gan_translate.models.cyclegan import CycleGAN
 from gan_translate.models.dcgan import DCGAN
 from gan_translate.models.pix2pix import Pix2Pix
@@ -14,7 +15,9 @@ from gan_translate.models.registry import MODELS, models_that, register_model
 from gan_translate.models.translation import AdversarialTranslationGAN, TranslationGAN
 
 __all__ = [
+    "CUT",
     "DCGAN",
+    "FastCUT",
     "MODELS",
     "AdversarialTranslationGAN",
     "Capability",

@@ -69,9 +69,6 @@ class CycleGAN(AdversarialTranslationGAN):
         self.val_identity_ba = paired_metrics(prefix="val/", postfix="_identity_ba")
 
     # --- API --------------------------------------------------------------------------------------
-    def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
-        return self.translator(direction)(images)
-
     def configure_optimizers(self) -> Any:
         # One Adam for both generators and one for both discriminators, as in the reference code.
         opt_g = self.adam([*self.generator_ab.parameters(), *self.generator_ba.parameters()])

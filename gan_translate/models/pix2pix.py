@@ -155,9 +155,6 @@ class Pix2Pix(AdversarialTranslationGAN):
         self.val_identity = paired_metrics(prefix="val/", postfix="_identity") if in_channels == out_channels else None
 
     # --- API --------------------------------------------------------------------------------------
-    def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
-        return self.translator(direction)(images)
-
     def inference_network(self, direction: str = "AtoB") -> nn.Module:
         """The generator with the configured ``inference_mode`` (plain eval-mode generator for ``eval``)."""
         generator = self.translator(direction)

@@ -65,6 +65,10 @@ class TranslationGAN(GANModule):
         super().__init__(**kwargs)
         self._val_grid_batch: dict[str, Tensor] | None = None
 
+    def forward(self, images: Tensor, direction: str = "AtoB") -> Tensor:
+        """Translate a batch in [-1, 1] with the generator of ``direction``."""
+        return self.translator(direction)(images)
+
     def make_generator(self, in_channels: int, out_channels: int) -> nn.Module:
         """A generator from the model's options, ``in_channels`` -> ``out_channels``."""
         hp = self.hparams

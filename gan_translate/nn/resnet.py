@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from gan_translate.errors import UserError
+from gan_translate.nn.antialias import BlurDownsample, BlurUpsample
 from gan_translate.nn.layers import check_spatial_multiple, norm_layer, uses_bias
 from gan_translate.registry import Registry
 
@@ -63,7 +64,9 @@ class ResnetGenerator(nn.Module):
 
     Maps ``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)`` in [-1, 1]; H and W must be
     multiples of ``size_multiple`` (``2 ** n_downsampling``, 4 for the classic network) and at least
-    ``min_size``.
+    ``min_size``. ``antialias`` resamples as CUT's generator does: a stride-1 convolution then a blurred
+    subsampling down, a blurred upsampling then a convolution up (same parameters, more arithmetic).
+    :meth:`features` returns intermediate activations of the encoder (CUT's PatchNCE reads them).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class ResnetGenerator(nn.Module):
         dropout: bool = False,
         padding_type: str = "reflect",
         n_downsampling: int = 2,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if n_blocks < 0:
@@ -97,23 +101,27 @@ class ResnetGenerator(nn.Module):
         ]
         for i in range(n_downsampling):
             ch = ngf * 2**i
-            layers += [
-                nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias),
-                norm_layer(norm, ch * 2),
-                nn.ReLU(True),
-            ]
+            if antialias:
+                layers += [nn.Conv2d(ch, ch * 2, 3, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True),
+                           BlurDownsample(ch * 2)]
+            else:
+                layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True)]
 
         dim = ngf * 2**n_downsampling
+        first_block = len(layers)
         layers += [ResnetBlock(dim, norm, dropout, padding_type) for _ in range(n_blocks)]
+        #: Index of the first residual block, and of the first decoder layer, in ``model``.
+        self.first_block, self.decoder_start = first_block, len(layers)
 
         for i in range(n_downsampling, 0, -1):
             ch = ngf * 2**i
-            layers += [
+            if antialias:
+                layers += [BlurUpsample(ch), nn.Conv2d(ch, ch // 2, 3, padding=1, bias=bias), norm_layer(norm, ch // 2),
+                           nn.ReLU(True)]
+            else:
                 # output_padding=1 makes each stage exactly double the size (H/2 -> H), undoing the encoder.
-                nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm_layer(norm, ch // 2),
-                nn.ReLU(True),
-            ]
+                layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                           norm_layer(norm, ch // 2), nn.ReLU(True)]
         # The output conv has no norm after it, so it always keeps its bias.
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
@@ -121,3 +129,54 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_multiple(x, self.size_multiple, type(self).__name__)
         return self.model(x)
+
+    # --- the encoder's features (CUT) ----------------------------------------------------------------------
+    def default_feature_layers(self) -> list[int]:
+        """CUT's choice of layers in this network: the (padded) input, every downsampling convolution, and the
+        first and fifth residual blocks (the last one when there are fewer). In CUT's antialiased ResNet-9 these
+        are its defaults, 0, 4, 8, 12 and 16."""
+        convs = [i for i, layer in enumerate(self.model[: self.first_block]) if isinstance(layer, nn.Conv2d)][1:]
+        blocks = list(range(self.first_block, self.decoder_start))
+        chosen = [0, *convs, *([blocks[0], blocks[min(4, len(blocks) - 1)]] if blocks else [])]
+        return list(dict.fromkeys(chosen))
+
+    def check_feature_layers(self, layers: Sequence[int]) -> list[int]:
+        """``layers`` as a list, or a UserError naming the encoder layers there are."""
+        layers = [int(i) for i in layers]
+        bad = [i for i in layers if not 0 <= i < self.decoder_start]
+        if bad or not layers:
+            raise UserError(
+                f"feature layers must be encoder layers 0 to {self.decoder_start - 1} of this generator "
+                f"(its residual blocks are {self.first_block} to {self.decoder_start - 1}), got {layers}"
+            )
+        return layers
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """The channels of :meth:`features` at ``layers`` (what the heads reading them take)."""
+        at: dict[int, int] = {}
+        current = self.model[1].in_channels  # layer 0 pads the input: its channels
+        for index, layer in enumerate(self.model[: self.decoder_start]):
+            if isinstance(layer, nn.Conv2d):
+                current = layer.out_channels
+            at[index] = current  # residual blocks keep their width
+        return [at[i] for i in self.check_feature_layers(layers)]
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The activations after each of ``layers`` (indices into ``model``, encoder only), in that order; the
+        network runs only as far as the last of them."""
+        return self._run(x, layers, stop_early=True)[1]
+
+    def forward_with_features(self, x: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output and the activations after ``layers``, from one pass (the activations are those of ``forward``)."""
+        output, found = self._run(x, layers, stop_early=False)
+        return output, found
+
+    def _run(self, x: torch.Tensor, layers: Sequence[int], stop_early: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        check_spatial_multiple(x, self.size_multiple, type(self).__name__)
+        wanted = set(self.check_feature_layers(layers))
+        found: dict[int, torch.Tensor] = {}
+        for index, layer in enumerate(self.model[: max(wanted) + 1] if stop_early else self.model):
+            x = layer(x)
+            if index in wanted:
+                found[index] = x
+        return x, [found[i] for i in layers]

@@ -414,3 +414,65 @@ def test_nonfinite_message_advice_fits_the_run(tmp_path: Path, precision: str, s
     else:  # nothing to resume from; fp16's range is the first suspect
         assert message.endswith("no checkpoint was saved yet (try --trainer.precision bf16-mixed or 32 instead of "
                                 "16-mixed or a lower learning rate)")
+
+
+# --- last.ckpt always holds the end of training -------------------------------------------------------------
+def test_a_run_stopped_by_max_steps_saves_its_last_state_and_resumes_exactly(
+    synthetic_root: Path, tmp_path: Path, reference: dict
+) -> None:
+    """No periodic saves, a stop mid-epoch (max_steps): last.ckpt is the state at that step (Lightning would leave
+    the previous epoch's there), and resuming from it ends where the uninterrupted run ends."""
+    run_dir = tmp_path / "run"
+    stopped_at = 2 * (BATCHES + 1)  # epoch 1, batch 1: two optimiser steps per batch
+    assert main(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0",
+                               "--trainer.max_steps", str(stopped_at))]) == 0
+    saved = load_raw(_last(run_dir))
+    assert (saved["global_step"], saved["epoch"]) == (stopped_at, 1)
+    assert main(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0"),
+                 "--ckpt_path", str(_last(run_dir))]) == 0
+    _assert_same_state(load_raw(_last(run_dir)), reference)
+
+
+def test_a_run_stopped_by_max_time_keeps_its_last_state(synthetic_root: Path, tmp_path: Path) -> None:
+    """The time limit runs out during batch 2 (it hangs for 2 s; the limit is 1 s): training stops after it, and
+    last.ckpt holds that batch's state (Lightning's own last.ckpt would be the previous epoch's). Lightning then
+    validates and its ModelCheckpoint rewrites last.ckpt at the same step; a resume from that file goes on, but is
+    not batch-exact (see docs/reliability.md), unlike a stop by max_steps or a signal."""
+    run_dir = tmp_path / "run"
+    assert main(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0",
+                               "--trainer.max_time", "00:00:00:01",
+                               "--trainer.callbacks+=tests.callbacks.test_reliability.HangAt", "--trainer.callbacks.batch=2",
+                               f"--trainer.callbacks.marker={tmp_path / 'hanging'}", "--trainer.callbacks.seconds=2")]) == 0
+    assert load_raw(_last(run_dir))["global_step"] == 2 * 2
+    assert main(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0"),
+                 "--ckpt_path", str(_last(run_dir))]) == 0
+    assert load_raw(_last(run_dir))["global_step"] > 2 * 2
+
+
+def test_last_checkpoint_is_written_every_epoch_even_without_a_best_one(synthetic_root: Path, tmp_path: Path) -> None:
+    """save_top_k 0 (the DCGAN configs): Lightning writes last.ckpt only when it saves another checkpoint, i.e.
+    never; the epoch-end save writes it at every epoch's end."""
+    run_dir = tmp_path / "run"
+    steps: list[int] = []
+
+    class Watch(Callback):
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            if trainer.current_epoch > 0:
+                steps.append(load_raw(_last(run_dir))["global_step"])
+
+
+    import lightning.pytorch as pl
+
+    from gan_translate.callbacks import ModelCheckpoint, Reliability
+    from gan_translate.data import ImageTransform, UnpairedDataModule
+    from gan_translate.models import CycleGAN
+
+    model = CycleGAN(generator="resnet", generator_args={"n_blocks": 1}, ngf=4, ndf=4, pool_size=2, sample_every_n_steps=0)
+    data = UnpairedDataModule(str(synthetic_root), transform=ImageTransform(load_size=32, crop_size=32), batch_size=2, num_workers=0)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, limit_train_batches=2, limit_val_batches=1, logger=False,
+                         enable_progress_bar=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
+                         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_top_k=0, save_last=True),
+                                    Watch(), *Reliability(save_every_n_batches=0).callbacks()])
+    trainer.fit(model, data)
+    assert steps == [4, 8]  # the end of epochs 0 and 1, seen when the next epoch starts
+    assert load_raw(_last(run_dir))["global_step"] == 12

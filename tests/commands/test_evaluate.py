@@ -133,7 +133,7 @@ def test_dcgan_checkpoint_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert _evaluate("--checkpoint", str(path), "--data", str(tmp_path), *OFFLINE) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert f"{path} is a dcgan checkpoint; `evaluate --checkpoint` needs a model that translates images: cyclegan, pix2pix" in err[0]
+    assert f"{path} is a dcgan checkpoint; `evaluate --checkpoint` needs a model that translates images: cut, cyclegan, fastcut, pix2pix" in err[0]
 
 
 # --- evaluate: two folders ----------------------------------------------------------------------------------

@@ -270,7 +270,7 @@ def test_generate_refuses_a_cyclegan_and_translate_refuses_a_dcgan(
     code = main(["translate", "--checkpoint", str(trained_run["last"]), "--input", str(image),
                  "--output", str(tmp_path / "t"), "--device", "cpu"])
     assert code == 2
-    assert "is a dcgan checkpoint; `translate` needs a model that translates images: cyclegan" in _one_line_error(capsys)
+    assert "is a dcgan checkpoint; `translate` needs a model that translates images: cut, cyclegan, fastcut, pix2pix" in _one_line_error(capsys)
 
 
 def test_slerp_keeps_the_latent_norm() -> None:

@@ -51,6 +51,10 @@ TINY: dict[str, tuple[dict[str, Any], Callable[[Path], pl.LightningDataModule]]]
     "pix2pix": ({**_UNET_TINY, "ndf": 4, "discriminator_args": {"n_layers": 1}}, _paired),
     "dcgan": ({"resolution": 32, "latent_dim": 8, "ngf": 4, "ndf": 4, "num_fixed_samples": 4, "make_gif": False}, _images),
     "copied_template": (_UNET_TINY, _paired),
+    "cut": ({"generator": "resnet", "generator_args": {"n_blocks": 1}, "ngf": 4, "ndf": 4, "num_patches": 8,
+             "nce_mlp_channels": 8, "discriminator_args": {"n_layers": 1}}, _unpaired),
+    "fastcut": ({"generator": "resnet", "generator_args": {"n_blocks": 1, "antialias": True}, "ngf": 4, "ndf": 4,
+                 "num_patches": 8, "nce_mlp_channels": 8, "discriminator_args": {"n_layers": 1}}, _unpaired),
 }
 
 
@@ -160,5 +164,5 @@ def test_a_copy_of_the_template_is_a_working_model(copied_template: type[GANModu
 
 
 def test_capability_lists_come_from_the_registry() -> None:
-    assert models_that("translate") == ["cyclegan", "pix2pix"]
+    assert models_that("translate") == ["cut", "cyclegan", "fastcut", "pix2pix"]
     assert models_that("sample") == ["dcgan"]

@@ -400,3 +400,61 @@ def test_bad_values_raise_user_errors() -> None:
         ResnetGenerator(n_blocks=-1)
     with pytest.raises(UserError, match="n_layers"):
         PatchDiscriminator(n_layers=0)
+
+
+# ----------------------------------------------------------------------------- CUT's additions
+def test_antialiased_resnet_keeps_the_classic_parameters_and_sizes() -> None:
+    plain, smooth = ResnetGenerator(n_blocks=9), ResnetGenerator(n_blocks=9, antialias=True)
+    assert sum(p.numel() for p in smooth.parameters()) == sum(p.numel() for p in plain.parameters()) == 11_378_179
+    small = ResnetGenerator(ngf=8, n_blocks=2, antialias=True)
+    assert small(torch.rand(2, 3, 36, 20) * 2 - 1).shape == (2, 3, 36, 20)
+
+
+def test_blur_resampling_keeps_flat_images_flat() -> None:
+    from gan_translate.nn.antialias import BlurDownsample, BlurUpsample, binomial_filter
+
+    assert binomial_filter(3).sum().item() == pytest.approx(1.0) and binomial_filter(3)[1, 1].item() == pytest.approx(0.25)
+    flat = torch.full((1, 2, 6, 8), 0.3)
+    torch.testing.assert_close(BlurDownsample(2)(flat), torch.full((1, 2, 3, 4), 0.3))
+    torch.testing.assert_close(BlurUpsample(2)(flat), torch.full((1, 2, 12, 16), 0.3))
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_encoder_features_are_the_layer_outputs(antialias: bool) -> None:
+    g = ResnetGenerator(ngf=8, n_blocks=9, antialias=antialias)
+    layers = g.default_feature_layers()
+    assert layers == ([0, 4, 8, 12, 16] if antialias else [0, 4, 7, 10, 14])  # CUT's 0,4,8,12,16 when antialiased
+    x = torch.rand(1, 3, 32, 32)
+    features = g.features(x, layers)
+    assert [f.shape[1] for f in features] == g.feature_channels(layers) == [3, 16, 32, 32, 32]
+    expected, out = [], x
+    for index, layer in enumerate(g.model[:17]):
+        out = layer(out)
+        if index in layers:
+            expected.append(out)
+    for got, want in zip(features, expected):
+        torch.testing.assert_close(got, want)
+    assert g.decoder_start == (21 if antialias else 19)  # stem 4 + downsampling (4 or 3 layers each) x2 + 9 blocks
+    with pytest.raises(UserError, match=f"encoder layers 0 to {g.decoder_start - 1} of this generator"):
+        g.features(x, [g.decoder_start])
+
+
+def test_patch_sampler_takes_the_same_locations_everywhere() -> None:
+    from gan_translate.nn.patch_sample import PatchSampleMLP
+
+    torch.manual_seed(0)
+    features = [torch.rand(2, 3, 8, 8), torch.rand(2, 16, 4, 4)]
+    heads = PatchSampleMLP([3, 16], channels=0)  # no MLP: the sampled features themselves, normalised
+    locations = heads.sample_locations(features, num_patches=10)
+    assert [len(w) for w in locations] == [10, 10] and all(len(set(w.tolist())) == 10 for w in locations)
+    out = heads(features, locations)
+    assert [tuple(o.shape) for o in out] == [(20, 3), (20, 16)]
+    for feature, where, sampled in zip(features, locations, out):
+        for image in range(2):
+            direct = feature[image].flatten(1)[:, where].T  # (P, C) at those positions of this image
+            torch.testing.assert_close(sampled[image * 10 : (image + 1) * 10], torch.nn.functional.normalize(direct, dim=1))
+    mlp = PatchSampleMLP([3, 16], channels=32)
+    assert [tuple(o.shape) for o in mlp(features, locations)] == [(20, 32), (20, 32)]
+    assert all(torch.allclose(o.norm(dim=1), torch.ones(20)) for o in mlp(features, locations))
+    small = heads.sample_locations([torch.rand(1, 1, 2, 2)], num_patches=10)
+    assert sorted(small[0].tolist()) == [0, 1, 2, 3]  # all positions when there are fewer

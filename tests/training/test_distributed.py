@@ -27,6 +27,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from gan_translate.artifacts import build_model, load_checkpoint
+from gan_translate.lightning_compat import ddp_kwargs
 from tests.helpers import (
     REPO_ROOT,
     checkpoints,
@@ -37,7 +38,7 @@ from tests.helpers import (
     tiny_pix2pix_args,
 )
 
-MODELS = ("cyclegan", "pix2pix", "dcgan")
+MODELS = ("cyclegan", "pix2pix", "dcgan", "cut")
 # Summation order differs (two per-process means averaged vs one mean of four), so the equivalence holds up
 # to float rounding, which Adam's normalisation amplifies for parameters whose gradient is ~0 (a sign flip of
 # the noise moves them by 2 x lr). Measured after 2 batches (lr 2e-4), against the one-process batch-4 run:
@@ -72,7 +73,7 @@ class RankStateDump(Callback):
             "paths": self.paths,
             "draw": torch.rand(4),  # the global stream after training: must differ between ranks
             "pools": pools,
-            "find_unused_parameters": getattr(trainer.strategy, "_ddp_kwargs", {}).get("find_unused_parameters"),
+            "find_unused_parameters": (ddp_kwargs(trainer.strategy) or {}).get("find_unused_parameters"),
         }
         torch.save(record, self.dirpath / f"rank{trainer.global_rank}.pt")
 
@@ -86,6 +87,10 @@ def model_args(model: str, data: Path, run_dir: Path, batch_size: int) -> list[s
         # Instance norm (per sample) and no dropout, so the update is a function of the global batch alone.
         args = [*tiny_pix2pix_args(data / "paired", run_dir, epochs=1, batches=2), "--model.norm", "instance",
                 "--model.dropout", "false"]
+    elif model == "cut":
+        from tests.models.test_cut import tiny_cut_args  # the heads, a generator's encoder read twice: DDP copes
+
+        args = tiny_cut_args("cut", data, run_dir, epochs=1, batches=2)
     else:
         args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
     return [*args, "--data.batch_size", str(batch_size), "--model.sample_every_n_steps", "1",
@@ -100,7 +105,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ddp_runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """All three models trained by one 2-process torchrun launch; returns the folder holding a run per model."""
+    """Every model of MODELS trained by one 2-process torchrun launch; returns the folder holding a run per model."""
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1",
            "WANDB_DIR": str(out), "PYTHONPATH": str(REPO_ROOT)}
@@ -261,7 +266,7 @@ def test_ddp_spawn_trains_through_the_cli(synthetic_root: Path, tmp_path: Path) 
 
 
 def _ddp_main(data: Path, out: Path) -> None:
-    """Entry of each torchrun process: the three models, one after the other, in one process group."""
+    """Entry of each torchrun process: the models, one after the other, in one process group."""
     from gan_translate.cli import main
 
     for model in MODELS:
