@@ -434,19 +434,19 @@ def test_a_run_stopped_by_max_steps_saves_its_last_state_and_resumes_exactly(
 
 
 def test_a_run_stopped_by_max_time_keeps_its_last_state(synthetic_root: Path, tmp_path: Path) -> None:
-    """The time limit runs out during batch 2 (it hangs for 2 s; the limit is 1 s): training stops after it, and
+    """The time limit runs out during batch 1 (it hangs for 2 s; the limit is 1 s): training stops after it, and
     last.ckpt holds that batch's state (Lightning's own last.ckpt would be the previous epoch's). Lightning then
     validates and its ModelCheckpoint rewrites last.ckpt at the same step; a resume from that file goes on, but is
     not batch-exact (see docs/reliability.md), unlike a stop by max_steps or a signal."""
     run_dir = tmp_path / "run"
     assert main(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0",
                                "--trainer.max_time", "00:00:00:01",
-                               "--trainer.callbacks+=tests.callbacks.test_reliability.HangAt", "--trainer.callbacks.batch=2",
+                               "--trainer.callbacks+=tests.callbacks.test_reliability.HangAt", "--trainer.callbacks.batch=1",
                                f"--trainer.callbacks.marker={tmp_path / 'hanging'}", "--trainer.callbacks.seconds=2")]) == 0
-    assert load_raw(_last(run_dir))["global_step"] == 2 * 2
+    assert load_raw(_last(run_dir))["global_step"] == 2  # after batch 1 of epoch 0, whatever the machine's speed
     assert main(["fit", *_args(synthetic_root, run_dir, "--reliability.save_every_n_batches", "0"),
                  "--ckpt_path", str(_last(run_dir))]) == 0
-    assert load_raw(_last(run_dir))["global_step"] > 2 * 2
+    assert load_raw(_last(run_dir))["global_step"] > 2
 
 
 def test_last_checkpoint_is_written_every_epoch_even_without_a_best_one(synthetic_root: Path, tmp_path: Path) -> None:

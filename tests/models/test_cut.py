@@ -100,6 +100,24 @@ def test_quickstart_run_logs_grids_metrics_and_translates(synthetic_root: Path, 
         model.translator("BtoA")
 
 
+def test_commands_take_a_cut_checkpoint(synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from gan_translate.cli import main
+
+    fit([*tiny_cut_args("fastcut", synthetic_root, tmp_path / "run", batches=1), "--trainer.logger", "false"])
+    checkpoint = str(checkpoints(tmp_path / "run")[-1])
+    inputs = str(synthetic_root / "testA")
+    assert main(["translate", "--checkpoint", checkpoint, "--input", inputs, "--output", str(tmp_path / "out"),
+                 "--device", "cpu"]) == 0
+    assert main(["translate", "--checkpoint", checkpoint, "--input", inputs, "--output", str(tmp_path / "ba"),
+                 "--direction", "BtoA", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: fastcut translates AtoB only")
+    assert main(["evaluate", "--checkpoint", checkpoint, "--data", str(synthetic_root), "--feature", "random-conv",
+                 "--image-size", "32", "--kid-subset-size", "2", "--device", "cpu"]) == 0
+    assert "psnr" in capsys.readouterr().out
+    assert main(["export", "--checkpoint", checkpoint, "--output", str(tmp_path / "g.safetensors")]) == 0
+    assert load_model(tmp_path / "g.safetensors", capability="translate").model_name == "fastcut"
+
+
 @pytest.mark.parametrize("config", ["cut", "fastcut"])
 def test_resume_mid_epoch_is_exact(config: str, synthetic_root: Path, tmp_path: Path) -> None:
     """Stopped after 4 of 6 batches and resumed: bit-identical to an uninterrupted run (patch locations and
