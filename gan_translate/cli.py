@@ -18,6 +18,7 @@ from collections.abc import Sequence
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from gan_translate.commands import COMMAND_MODULES, load_command
+from gan_translate.commands.options import DefaultsHelpFormatter
 from gan_translate.errors import UserError
 from gan_translate.training.config_errors import (
     check_config_syntax,
@@ -52,9 +53,7 @@ def _user_error_in_chain(error: BaseException) -> UserError | None:
 
 def _extra_command(name: str, args: Sequence[str]) -> int:
     module = load_command(name)
-    parser = argparse.ArgumentParser(
-        prog=f"gan-translate {name}", description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog=f"gan-translate {name}", description=module.HELP, formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return int(module.run(parser.parse_args(list(args))))

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 
 from gan_translate.data.io import IMG_EXTENSIONS
 from gan_translate.errors import UserError
-from gan_translate.images import to_unit_range, uint8_to_tensor
+from gan_translate.grids import make_grid
+from gan_translate.images import match_channels, to_unit_range, uint8_to_tensor
 from gan_translate.metrics import paired_metrics
+from gan_translate.style.gatys import MIN_SIDE, resize_long_side
+from gan_translate.style.losses import content_loss, gram_matrix, style_loss
+from gan_translate.style.pipeline import Stylizer
 
 __all__ = [
     "METRICS",
@@ -31,10 +33,13 @@ __all__ = [
     "markdown_text",
     "mean_rows",
     "table_columns",
+    "vgg_losses",
 ]
 
 #: The paired metrics a comparison with ground truth reports.
 METRICS = ("l1", "psnr", "ssim")
+#: The losses every result is scored with under the same VGG (:func:`vgg_losses`).
+VGG_LOSSES = ("style_loss", "content_loss")
 
 
 def ground_truth_files(names: Sequence[Path], folder: Path) -> list[Path]:
@@ -53,6 +58,27 @@ def ground_truth_files(names: Sequence[Path], folder: Path) -> list[Path]:
     return found
 
 
+@torch.no_grad()
+def vgg_losses(stylizer: Stylizer, output: np.ndarray, content: np.ndarray, style: np.ndarray) -> dict[str, float]:
+    """The Gatys losses (unweighted) of ``output`` under ``stylizer``'s VGG: Gram style loss against ``style`` (scaled
+    to the output's long side) and content loss against ``content``, at the output's size."""
+    extractor, config = stylizer.extractor, stylizer.config
+    device = next(iter(extractor.buffers())).device
+
+    def tensor(image: np.ndarray) -> torch.Tensor:
+        return match_channels(uint8_to_tensor(np.asarray(image)), 3)[None].to(device)
+
+    out = tensor(output)
+    features = extractor(out)
+    style_features = extractor(resize_long_side(tensor(style), max(out.shape[-2:]), MIN_SIDE))
+    content_features = extractor(tensor(content))
+    grams = {layer: gram_matrix(style_features[layer]) for layer in config.style_layers}
+    return {
+        "style_loss": float(style_loss(features, grams, config.style_layer_weights)[0]),
+        "content_loss": float(content_loss(features, {k: content_features[k] for k in config.content_layers})[0]),
+    }
+
+
 def image_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """L1 / PSNR / SSIM of one uint8 image against its ground truth, on a [0, 1] scale."""
     metrics = paired_metrics()
@@ -65,62 +91,6 @@ def image_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float
     return {key: float(value) for key, value in values.items()}
 
 
-# -------------------------------------------------------------------------------------------- the grid
-
-
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default()
-
-
-def _wrap(text: str, width: int, draw: Any, font: Any) -> list[str]:
-    lines: list[str] = []
-    for paragraph in text.split("\n"):
-        line = ""
-        for word in paragraph.split(" "):
-            candidate = f"{line} {word}".strip()
-            if line and draw.textlength(candidate, font=font) > width:
-                lines.append(line)
-                line = word
-            else:
-                line = candidate
-        lines.append(line)
-    return lines
-
-
-def make_grid(panels: Sequence[np.ndarray], labels: Sequence[str], footer: str = "", min_panel: int = 128) -> np.ndarray:
-    """Panels side by side (uint8 HxWx3, one size) under a header naming them, over a wrapped footer.
-
-    Small images are enlarged by an integer factor (nearest neighbour, so pixels stay visible) until a
-    panel is at least ``min_panel`` px wide and every label fits.
-    """
-    height, width = panels[0].shape[:2]
-    font = _font()
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_width = max(int(math.ceil(measure.textlength(label, font=font))) for label in labels) + 8
-    factor = max(1, math.ceil(max(min_panel, label_width) / width))
-    panel_w, panel_h = width * factor, height * factor
-    gap = 4
-    total_w = len(panels) * panel_w + (len(panels) + 1) * gap
-    ascent, descent = font.getmetrics() if hasattr(font, "getmetrics") else (10, 2)
-    line_h = ascent + descent + 2
-    footer_lines = _wrap(footer, total_w - 2 * gap, measure, font) if footer else []
-    header_h = line_h + 2 * gap
-    footer_h = len(footer_lines) * line_h + (gap if footer_lines else 0)
-    canvas = Image.new("RGB", (total_w, header_h + panel_h + gap + footer_h), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for index, (panel, label) in enumerate(zip(panels, labels)):
-        x = gap + index * (panel_w + gap)
-        text_w = draw.textlength(label, font=font)
-        draw.text((x + (panel_w - text_w) / 2, gap), label, fill=(0, 0, 0), font=font)
-        image = Image.fromarray(np.ascontiguousarray(panel[..., :3]))
-        if factor > 1:
-            image = image.resize((panel_w, panel_h), Image.NEAREST)
-        canvas.paste(image, (x, header_h))
-    for line_index, line in enumerate(footer_lines):
-        draw.text((gap, header_h + panel_h + gap + line_index * line_h), line, fill=(150, 0, 0), font=font)
-    return np.asarray(canvas)
-
-
 # -------------------------------------------------------------------------------------------- tables
 
 
@@ -129,7 +99,7 @@ def mean_rows(rows: list[dict[str, Any]], methods: Sequence[str]) -> list[dict[s
     for method in methods:
         subset = [row for row in rows if row["method"] == method]
         mean: dict[str, Any] = {"image": "mean", "method": method}
-        for key in ("seconds", *METRICS):
+        for key in ("seconds", *VGG_LOSSES, *METRICS):
             values = [row[key] for row in subset if isinstance(row.get(key), (int, float))]
             mean[key] = sum(values) / len(values) if values else None
         means.append(mean)
@@ -140,12 +110,14 @@ def _fmt(value: Any, key: str) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
+        if key in VGG_LOSSES:
+            return f"{value:.3g}"
         return f"{value:.4f}" if key in ("l1", "ssim", "seconds") else f"{value:.2f}"
     return str(value)
 
 
 def table_columns(with_metrics: bool) -> list[str]:
-    return ["image", "method", "seconds", *(METRICS if with_metrics else ()), "vgg_weights"]
+    return ["image", "method", "seconds", *VGG_LOSSES, *(METRICS if with_metrics else ()), "vgg_weights"]
 
 
 def csv_text(rows: list[dict[str, Any]], with_metrics: bool) -> str:
@@ -159,7 +131,7 @@ def csv_text(rows: list[dict[str, Any]], with_metrics: bool) -> str:
 
 def markdown_text(rows: list[dict[str, Any]], with_metrics: bool, header_lines: Sequence[str]) -> str:
     titles = {"image": "image", "method": "method", "seconds": "time / image (s)", "l1": "L1 ↓", "psnr": "PSNR (dB) ↑",
-              "ssim": "SSIM ↑"}
+              "ssim": "SSIM ↑", "style_loss": "style loss ↓", "content_loss": "content loss ↓"}
     columns = [c for c in table_columns(with_metrics) if c != "vgg_weights"]
     lines = ["# gan-translate compare", "", *header_lines, ""]
     lines.append("| " + " | ".join(titles[c] for c in columns) + " |")

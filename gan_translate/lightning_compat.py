@@ -98,6 +98,14 @@ def step_of_last_save(callback: LightningModelCheckpoint) -> int:
     return int(getattr(callback, "_last_global_step_saved", -1))
 
 
+def mark_saved_at(callback: LightningModelCheckpoint, step: int, path: str) -> None:
+    """Tell a ModelCheckpoint that ``path`` was written at ``step``, as its own saves record it: it then skips its
+    saves at that step, and its ``on_train_end`` "save last if never saved" fallback."""
+    callback._last_global_step_saved = int(step)
+    if not callback._last_checkpoint_saved:
+        callback._last_checkpoint_saved = str(path)
+
+
 class ModelCheckpointWithMissingMonitorHook(LightningModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` with a hook, :meth:`on_missing_monitor`, for a monitored value the run did
     not log: Lightning raises there (inside its private top-k save), which ends training before ``last.ckpt``."""

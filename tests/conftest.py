@@ -47,3 +47,16 @@ def _finish_wandb():
             wandb.finish()
     except ImportError:
         pass
+
+
+@pytest.fixture()
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty torch hub cache in tmp_path and a download that fails like a machine without network."""
+    import urllib.error
+
+    def no_network(url: str, *args, **kwargs) -> None:
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "hub"

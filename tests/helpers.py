@@ -13,8 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
 
 
-def _tiny_run(config: str, run_dir: Path, epochs: int, batches: int) -> list[str]:
-    """The flags every tiny test run shares: a quickstart config, on the CPU, quiet, logging every step."""
+def _tiny_run(config: str, run_dir: Path, epochs: int, batches: int, filters: bool = True) -> list[str]:
+    """The flags every tiny test run shares: a quickstart config, on the CPU, quiet, logging every step
+    (and, for GANs, 8 filters per layer)."""
     return [
         "--config", str(CONFIGS / config / "quickstart.yaml"),
         "--trainer.accelerator", "cpu",
@@ -26,8 +27,7 @@ def _tiny_run(config: str, run_dir: Path, epochs: int, batches: int) -> list[str
         "--trainer.logger.init_args.save_dir", str(run_dir),
         "--data.synthetic", "false",
         "--data.num_workers", "0",
-        "--model.ngf", "8",
-        "--model.ndf", "8",
+        *(["--model.ngf", "8", "--model.ndf", "8"] if filters else []),
     ]
 
 
@@ -71,6 +71,22 @@ def tiny_dcgan_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: in
         "--model.resolution", "32",
         "--model.latent_dim", "16",
         "--model.num_fixed_samples", "16",
+    ]
+
+
+def tiny_adain_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
+    """The AdaIN quickstart shrunk to seconds: the synthetic trainA as content, trainB as styles, 32 px crops,
+    batches of 2, the seeded random VGG encoder (its outputs say it is untrained)."""
+    return [
+        *_tiny_run("adain", run_dir, epochs, batches, filters=False),
+        "--data.root", str(data_root / "trainA"),
+        "--data.style_root", str(data_root / "trainB"),
+        "--data.transform.load_size", "36",
+        "--data.transform.crop_size", "32",
+        "--data.batch_size", "2",
+        "--model.encoder_weights", "random",
+        "--model.sample_every_n_steps", "2",
+        "--trainer.max_steps", "-1",
     ]
 
 

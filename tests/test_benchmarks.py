@@ -46,3 +46,16 @@ def test_cut_benchmark_times_and_measures_the_three_models(tmp_path: Path) -> No
     assert report["speed 64"]["cyclegan"]["x_cyclegan"] == 1.0 and report["speed 64"]["cut"]["s_per_it"] > 0
     # weights, gradients, Adam's moments and the largest autograd graph: CUT's one generator needs less
     assert report["memory 64"]["cut"]["tensors_mb"] < report["memory 64"]["cyclegan"]["tensors_mb"]
+
+
+def test_adain_benchmark_times_both_methods_and_extrapolates_gatys(tmp_path: Path) -> None:
+    import adain_vs_gatys
+
+    out = tmp_path / "adain.json"
+    assert adain_vs_gatys.main(["--sizes", "32", "--measure", "32:2", "--repeats", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    gatys = row["gatys"]
+    assert gatys["iterations_measured"] == 2 and gatys["extrapolated"], gatys
+    # 300 iterations are 301 evaluations (the start's too): the measured time per evaluation scaled up
+    assert gatys["s_per_image"] == pytest.approx(gatys["measured_s"] / gatys["evaluations"] * 301)
+    assert row["adain_s_per_image"] > 0 and row["speedup"] == pytest.approx(gatys["s_per_image"] / row["adain_s_per_image"])

@@ -10,7 +10,7 @@ import torch
 from gan_translate.artifacts.checkpoints import load_checkpoint, model_name
 from gan_translate.errors import CapabilityError, CheckpointError
 from gan_translate.models import MODELS, GANModule
-from gan_translate.models.base import Capability
+from gan_translate.models.capabilities import CAPABILITY_USES, Capability, capability_use
 from gan_translate.models.registry import models_that
 
 __all__ = ["build_model", "load_model"]
@@ -18,7 +18,6 @@ __all__ = ["build_model", "load_model"]
 # Keys Lightning/LightningCLI add to hyper_parameters that are not constructor arguments.
 _NON_INIT_HPARAMS = ("_instantiator", "_class_path")
 
-_CAPABILITY_WORDS = {"translate": "translates images", "sample": "generates images"}
 
 
 class _NotExported(torch.nn.Module):
@@ -44,7 +43,7 @@ def _check_capability(checkpoint: dict[str, Any], capability: Capability | None,
     what = f"`{command}` needs" if command else "this needs"
     raise CapabilityError(
         f"{checkpoint.get('_path', 'checkpoint')} is a {name} checkpoint; {what} a model that "
-        f"{_CAPABILITY_WORDS[capability]}: {', '.join(models_that(capability))}{hint}"
+        f"{CAPABILITY_USES[capability][0]}: {', '.join(models_that(capability))}{hint} ({name} {capability_use(MODELS.get(name).capabilities)})"
     )
 
 

@@ -31,7 +31,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan_translate.callbacks.nonfinite import checkpoint_kept, last_good_checkpoint
 from gan_translate.errors import UserError
-from gan_translate.lightning_compat import step_of_last_save, version_counter_enabled
+from gan_translate.lightning_compat import mark_saved_at, step_of_last_save, version_counter_enabled
 
 __all__ = ["SIGNALS", "ScheduledCheckpoints", "TrainingInterrupted", "last_checkpoint_path"]
 
@@ -235,13 +235,21 @@ class ScheduledCheckpoints(Callback):
         """Called by :class:`_EpochEndSave` after a batch: when it ends training mid-epoch (max_steps, max_time, a
         stop request), save here, where Lightning resumes exactly; after the loop it counts the epoch as done."""
         reached = trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
-        if not (trainer.should_stop or reached) or self._last_is_current(trainer):
+        if not (trainer.should_stop or reached):
             return
         last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or batch_idx + 1 >= trainer.num_training_batches
         if last_batch:
-            self._deferred = True  # the epoch-end save makes it
+            self._deferred = not self._last_is_current(trainer)  # the epoch-end save makes it
             return
-        self._save(trainer)
+        if not self._last_is_current(trainer):
+            self._save(trainer)
+        # Lightning still runs the epoch-end hooks after this stop, counting the cut-short epoch as done; a
+        # ModelCheckpoint saving there (one without validation saves on train epoch end) would overwrite last.ckpt
+        # with a state that resumes at the next epoch, losing the epoch's remaining batches. Marked as saved at this
+        # step, it skips that save and its train-end one (this runs after every ModelCheckpoint's batch-end saves).
+        path = last_checkpoint_path(trainer)[0]
+        for callback in _model_checkpoints(trainer):
+            mark_saved_at(callback, trainer.global_step, str(path))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # last.ckpt must hold the final state, or `translate` of the run (and a resume) would use an older one. The

@@ -15,6 +15,8 @@ COMMAND_MODULES: dict[str, str] = {
     "stylize": "gan_translate.commands.stylize",
     "compare": "gan_translate.commands.compare",
     "generate": "gan_translate.commands.generate",
+    "dream": "gan_translate.commands.dream",
+    "visualize": "gan_translate.commands.visualize",
     "evaluate": "gan_translate.commands.evaluate",
 }
 

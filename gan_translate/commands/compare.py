@@ -2,12 +2,15 @@
 
 Writes, under ``--output``:
 
-* ``grids/<name>.png`` - one grid per input: input | translator | Gatys | ground truth (with ``--ground-truth``),
+* ``grids/<name>.png`` - one grid per input: input | translator | Gatys | AdaIN (with an AdaIN model) | ground
+  truth (with ``--ground-truth``),
   under a header row naming the columns and over a footer with the Gatys settings (and, with random VGG
   weights, "VGG: random weights (untrained)");
-* ``translator/<name>`` and ``gatys/<name>`` - the two results at the input's size;
-* ``results.csv``, ``results.md``, ``results.json`` - per image and method: seconds, and with ground truth
-  L1 / PSNR / SSIM on a [0, 1] scale (``gan_translate.metrics``), plus a mean row per method;
+* ``translator/<name>``, ``gatys/<name>`` (and ``adain/<name>``) - the results at the input's size;
+* ``results.csv``, ``results.md``, ``results.json`` - per image and method: seconds, the style and content losses
+  of the result under the Gatys VGG (the same yardstick for every method: Gram style loss against the style image,
+  content loss against the input), and with ground truth L1 / PSNR / SSIM on a [0, 1] scale, plus a mean row per
+  method;
 * with ``--wandb``: the table (``wandb.Table``) and the grids.
 
 The pictures, metrics and tables are made by :mod:`gan_translate.comparison`.
@@ -38,12 +41,14 @@ from gan_translate.comparison import (
     markdown_text,
     mean_rows,
     table_columns,
+    vgg_losses,
 )
 from gan_translate.data.io import load_image, save_image
 from gan_translate.errors import UserError
 from gan_translate.files import atomic_write
 from gan_translate.inference import Translator, load_translator
 from gan_translate.style.pipeline import Stylizer
+from gan_translate.style_inference import AdaINStylizer, load_adain_stylizer
 
 NAME = "compare"
 HELP = "compare a translator checkpoint (CycleGAN, Pix2Pix, ...) with the Gatys style-transfer baseline (grids, timings, L1/PSNR/SSIM)"
@@ -61,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_direction(parser)
     add_overwrite(parser, "earlier results in the output folder")
     add_gatys_arguments(parser)
+    adain = parser.add_argument_group("AdaIN beside them (optional)")
+    adain.add_argument("--adain-checkpoint", default=None, help="a trained AdaIN .ckpt or run folder")
+    adain.add_argument("--adain-encoder", default=None, help="instead: the AdaIN port's vgg_normalised.pth")
+    adain.add_argument("--adain-decoder", default=None, help="instead: the AdaIN port's decoder.pth")
+    adain.add_argument("--alpha", type=float, default=1.0, help="AdaIN's content-style trade-off")
 
 
 @dataclass
@@ -73,6 +83,7 @@ class _Plan:
     grids: list[Path]
     translated: list[Path]
     gatys: list[Path]
+    adain: list[Path] | None
     truth: list[Path] | None
     style_path: Path
 
@@ -87,12 +98,13 @@ def _plan(args: argparse.Namespace) -> _Plan:
         grids=[output / "grids" / name.with_suffix(".png") for name in names],
         translated=[output / "translator" / result_name(name) for name in names],
         gatys=[output / "gatys" / result_name(name) for name in names],
+        adain=[output / "adain" / result_name(name) for name in names] if _adain_asked(args) else None,
         truth=ground_truth_files(names, Path(args.ground_truth)) if args.ground_truth else None,
         style_path=resolve_style(args.style, args.style_index),
     )
     if output.resolve() in {file.resolve().parent for file, _ in inputs}:
         raise UserError(f"output folder {output} holds input images; choose another --output")
-    for outputs in (plan.grids, plan.translated, plan.gatys):
+    for outputs in (plan.grids, plan.translated, plan.gatys, *([plan.adain] if plan.adain else [])):
         check_output_folder(inputs, outputs, output, True, args.overwrite)
     for result_file in RESULT_FILES:
         if (output / result_file).exists() and not args.overwrite:
@@ -100,14 +112,20 @@ def _plan(args: argparse.Namespace) -> _Plan:
     return plan
 
 
+def _adain_asked(args: argparse.Namespace) -> bool:
+    return bool(args.adain_checkpoint or args.adain_encoder or args.adain_decoder)
+
+
 @dataclass
 class _Methods:
-    """The two methods compared, and how their pictures are labelled."""
+    """The methods compared, and how their pictures are labelled."""
 
     translator: Translator
     stylizer: Stylizer
     style: np.ndarray
     direction: str
+    adain: AdaINStylizer | None = None
+    alpha: float = 1.0
     labels: list[str] = field(default_factory=list)
     footer: str = ""
 
@@ -118,8 +136,11 @@ class _Methods:
 
 def _methods(args: argparse.Namespace, plan: _Plan) -> _Methods:
     translator = load_translator(args.checkpoint, direction=args.direction, device=args.device, command=NAME)
-    methods = _Methods(translator, stylizer_from_args(args), load_image(plan.style_path), args.direction)
+    methods = _Methods(translator, stylizer_from_args(args), load_image(plan.style_path), args.direction, alpha=args.alpha)
     methods.labels = ["input", f"{translator.model_name} {args.direction}", "Gatys (random VGG!)" if methods.random_vgg else "Gatys"]
+    if _adain_asked(args):
+        methods.adain = load_adain_stylizer(args.adain_checkpoint, args.adain_encoder, args.adain_decoder, args.device)
+        methods.labels.append("AdaIN" if methods.adain.model.pretrained else "AdaIN (random VGG!)")
     methods.labels += ["ground truth"] if plan.truth else []
     methods.footer = f"Gatys: {methods.stylizer.description}; style {plan.style_path.name}"
     if methods.random_vgg:
@@ -127,42 +148,50 @@ def _methods(args: argparse.Namespace, plan: _Plan) -> _Methods:
     return methods
 
 
+def _timed(call: Any, *args: Any, **kwargs: Any) -> tuple[np.ndarray, float]:
+    tick = time.perf_counter()
+    result = call(*args, **kwargs)
+    return result, time.perf_counter() - tick
+
+
 def _compare_one(index: int, plan: _Plan, methods: _Methods) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Both methods on input ``index``, timed; saves both results and the grid; returns the table rows and grid."""
+    """Every method on input ``index``, timed; saves the results and the grid; returns the table rows and grid."""
     file, name, facts = plan.inputs[index][0], str(plan.names[index]), methods.stylizer.vgg_facts()
     image = load_image(file)
-    tick = time.perf_counter()
-    translation = methods.translator(image)
-    translator_seconds, tick = time.perf_counter() - tick, time.perf_counter()
-    stylized = methods.stylizer(image, methods.style)
-    rows = [{"image": name, "method": "translator", "seconds": translator_seconds, **facts},
-            {"image": name, "method": "gatys", "seconds": time.perf_counter() - tick, **facts}]
-    panels = [image, translation, stylized]
+    results = {"translator": _timed(methods.translator, image), "gatys": _timed(methods.stylizer, image, methods.style)}
+    if methods.adain is not None:
+        results["adain"] = _timed(methods.adain, image, methods.style, alpha=methods.alpha)
+    rows = [{"image": name, "method": method, "seconds": seconds, **facts,
+             **vgg_losses(methods.stylizer, output, image, methods.style)} for method, (output, seconds) in results.items()]
+    panels = [image, *(output for output, _ in results.values())]
     if plan.truth is not None:
         target = load_image(plan.truth[index])
         if target.shape[:2] != image.shape[:2]:
             raise UserError(f"ground truth {plan.truth[index]} is {target.shape[1]}x{target.shape[0]} but {file} is "
                             f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
         panels.append(target)
-        rows[0].update(image_metrics(translation, target))
-        rows[1].update(image_metrics(stylized, target))
+        for row, (output, _) in zip(rows, results.values()):
+            row.update(image_metrics(output, target))
         rows.append({"image": name, "method": "input (unchanged)", "seconds": None, **image_metrics(image, target), **facts})
     grid = make_grid(panels, methods.labels, methods.footer)
-    save_image(translation, plan.translated[index])
-    save_image(stylized, plan.gatys[index])
+    for folder, (output, _) in zip((plan.translated, plan.gatys, plan.adain), results.values()):
+        save_image(output, folder[index])  # type: ignore[index]
     save_image(grid, plan.grids[index])
     return rows, grid
 
 
 def _report(args: argparse.Namespace, plan: _Plan, methods: _Methods, rows: list[dict[str, Any]], elapsed: float) -> tuple[str, list[dict[str, Any]]]:
     """Write results.{csv,md,json}; returns the Markdown table and the rows with their means."""
-    names = ["translator", "gatys"] + (["input (unchanged)"] if plan.truth else [])
+    names = ["translator", "gatys"] + (["adain"] if methods.adain else []) + (["input (unchanged)"] if plan.truth else [])
     facts = methods.stylizer.vgg_facts()
     table = [{**row, "vgg_weights": row.get("vgg_weights", facts["vgg_weights"])} for row in rows + mean_rows(rows, names)]
     with_metrics = plan.truth is not None
     header = [
         f"- translator: `{methods.labels[1]}` from `{args.checkpoint}`",
         f"- Gatys: {methods.stylizer.description}",
+        *([f"- AdaIN: {methods.adain.description} ({methods.adain.source}), alpha {methods.alpha}"] if methods.adain else []),
+        "- style / content loss: of each result under the Gatys VGG (Gram matrices against the style image, features "
+        "against the input), the same yardstick for every method",
         f"- style image: `{plan.style_path}`" + (f"; ground truth: `{args.ground_truth}`" if with_metrics else "; no ground truth"),
         f"- device: {methods.stylizer.extractor.mean.device}; times are per image, translator after one warm-up pass",
     ]

@@ -11,7 +11,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from gan_translate.commands.options import add_checkpoint, add_device, add_direction
+from gan_translate.commands.options import DefaultsHelpFormatter, add_checkpoint, add_device, add_direction
 from gan_translate.directions import DIRECTIONS
 from gan_translate.evaluation import EvaluationRequest, evaluate, format_table
 from gan_translate.files import atomic_write
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--output", help="write the results to this JSON file")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _Formatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from gan_translate.commands.options import add_device, add_wandb_options
+from gan_translate.commands.options import add_device, add_vgg_options, add_wandb_options, warn_if_random_vgg
 from gan_translate.errors import UserError
 from gan_translate.inference import resolve_device
-from gan_translate.nn.vgg import RANDOM_WEIGHTS_NOTE
 from gan_translate.style.gatys import INITS, LINE_SEARCHES, OPTIMIZERS, GatysConfig, parse_sizes
 from gan_translate.style.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from gan_translate.style.pipeline import Stylizer, build_stylizer
@@ -56,11 +54,7 @@ def add_gatys_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init", default="content", choices=INITS, help="starting image")
     group.add_argument("--style-scale", type=float, default=1.0, help="style image long side relative to the working size")
     group.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer, YCbCr)")
-    group.add_argument("--pooling", default="avg", choices=("avg", "max"), help="VGG pooling (the paper suggests avg)")
-    group.add_argument(
-        "--vgg-weights", default="imagenet",
-        help="imagenet (torchvision's VGG19, from the torch hub cache or downloaded), random (untrained: pipeline tests only), or a .pth path",
-    )
+    add_vgg_options(group, pooling="avg")
     add_device(group)
     group.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
     add_wandb_options(parser)
@@ -99,7 +93,5 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
     """
     config, sizes = gatys_config_from_args(args)
     stylizer = build_stylizer(config, sizes, weights=args.vgg_weights, pooling=args.pooling, device=resolve_device(args.device))
-    if not stylizer.extractor.pretrained:
-        print(f"warning: {RANDOM_WEIGHTS_NOTE}: the features are untrained, so the results only test the pipeline "
-              "and are not style transfer", file=sys.stderr)
+    warn_if_random_vgg(stylizer.extractor, "the results are not style transfer and")
     return stylizer

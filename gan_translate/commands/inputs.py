@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import sys
@@ -139,6 +140,23 @@ def check_output_folder(
             raise UserError(f"{output} is a folder; the result of {file} cannot be written there")
         if output.exists() and not overwrite:
             raise UserError(f"{output} already exists; pass --overwrite to replace earlier results")
+
+
+def checked_outputs(inputs: Sequence[tuple[Path, Path]], args: argparse.Namespace) -> OutputPlan:
+    """:func:`plan_outputs` of ``--output`` / ``--suffix``, refused by :func:`check_output_folder` where it would
+    destroy inputs or (without ``--overwrite``) earlier results."""
+    plan = plan_outputs(inputs, args.output, args.suffix)
+    check_output_folder(inputs, plan.files, plan.folder, args.allow_input_dir or plan.named_file, args.overwrite)
+    return plan
+
+
+def summary_file(plan: OutputPlan, name: str, overwrite: bool) -> Path:
+    """Where a run's settings file (``stylize.json``, ...) goes: in the output folder, or beside a result file that
+    ``--output`` named (``styled.stylize.json``: not into a shared one); an earlier one is kept without ``overwrite``."""
+    path = plan.files[0].with_name(f"{plan.files[0].stem}.{name}") if plan.named_file else plan.folder / name
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; pass --overwrite to replace earlier results")
+    return path
 
 
 def resolve_style(spec: str, index: int = 0) -> Path:

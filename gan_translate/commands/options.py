@@ -10,7 +10,27 @@ from typing import Any
 from gan_translate.directions import DIRECTIONS
 from gan_translate.loggers import WANDB_MODES, start_wandb_run
 
-__all__ = ["add_checkpoint", "add_device", "add_direction", "add_overwrite", "add_wandb_options", "start_wandb_for"]
+__all__ = [
+    "add_checkpoint",
+    "add_device",
+    "add_direction",
+    "add_overwrite",
+    "add_vgg_options",
+    "add_wandb_options",
+    "start_wandb_for",
+    "vgg_extractor_from_args",
+    "warn_if_random_vgg",
+]
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` unless the help already explains the default or there is nothing to show (None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if action.default is None or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
 
 
 def add_checkpoint(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "", required: bool = True) -> None:
@@ -38,6 +58,35 @@ def add_direction(
 def add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "existing files in the output folder") -> None:
     """``--overwrite``: without it, nothing a command wrote earlier is replaced."""
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def add_vgg_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, pooling: str = "avg") -> None:
+    """``--vgg-weights`` and ``--pooling``: the VGG19 that style transfer, DeepDream and feature visualisation use."""
+    parser.add_argument(
+        "--vgg-weights", default="imagenet",
+        help="imagenet (torchvision's VGG19, from the torch hub cache or downloaded), random (untrained: pipeline tests only), or a .pth path",
+    )
+    parser.add_argument("--pooling", default=pooling, choices=("avg", "max"), help="VGG pooling")
+
+
+def warn_if_random_vgg(extractor: Any, what: str) -> None:
+    """One stderr line when the VGG is untrained: ``what`` (the results) only tests the pipeline."""
+    if not extractor.pretrained:
+        import sys
+
+        from gan_translate.nn.vgg import RANDOM_WEIGHTS_NOTE
+
+        print(f"warning: {RANDOM_WEIGHTS_NOTE}: the features are untrained, so {what} only test the pipeline", file=sys.stderr)
+
+
+def vgg_extractor_from_args(args: argparse.Namespace, layers: Sequence[str], what: str) -> Any:
+    """The frozen VGG19 returning ``layers`` that ``--vgg-weights`` / ``--pooling`` / ``--device`` describe."""
+    from gan_translate.inference import resolve_device
+    from gan_translate.nn.vgg import VGG19Features
+
+    extractor = VGG19Features(layers, weights=args.vgg_weights, pooling=args.pooling).to(resolve_device(args.device))
+    warn_if_random_vgg(extractor, what)
+    return extractor
 
 
 def add_wandb_options(parser: argparse.ArgumentParser) -> None:

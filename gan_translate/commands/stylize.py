@@ -1,7 +1,8 @@
-"""`gan-translate stylize`: Gatys neural style transfer of files, folders or globs with one style image.
+"""`gan-translate stylize`: neural style transfer of files, folders or globs: Gatys (pixel optimisation, the
+default) or AdaIN (``--method adain``: one forward pass of a trained decoder, any style, several styles mixed).
 
 Outputs keep the input names (and sub-folders) and the contents' original sizes; ``stylize.json`` beside
-them records the settings, the VGG weights used and each image's final loss and time. The Gatys options
+them records the settings, the weights used and each image's time (and Gatys's final loss). The Gatys options
 (:mod:`gan_translate.commands.gatys_options`) are shared with ``compare``.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,13 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gan_translate.commands.gatys_options import add_gatys_arguments, stylizer_from_args
-from gan_translate.commands.inputs import (
-    check_output_folder,
-    collect_inputs,
-    plan_outputs,
-    report_failures,
-    resolve_style,
-)
+from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures, resolve_style, summary_file
 from gan_translate.commands.options import add_overwrite, start_wandb_for
 from gan_translate.data.io import load_image, save_image
 from gan_translate.errors import DataError, UserError
@@ -35,14 +31,15 @@ from gan_translate.style.gatys import StylizeProgress
 from gan_translate.style.pipeline import Stylizer
 
 NAME = "stylize"
-HELP = "Gatys neural style transfer (VGG19 Gram matrices, L-BFGS): the non-GAN baseline"
+HELP = "neural style transfer: Gatys (VGG19 Gram matrices, L-BFGS; the non-GAN baseline) or AdaIN (--method adain)"
 
 SUMMARY_NAME = "stylize.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--content", required=True, nargs="+", help="content images: files, folders (recursive) or glob patterns")
-    parser.add_argument("--style", required=True, help="the style image (a folder: its first image in sorted order, see --style-index)")
+    parser.add_argument("--style", required=True, nargs="+",
+                        help="the style image (a folder: its image number --style-index in sorted order); AdaIN: several, mixed by --style-weights")
     parser.add_argument("--style-index", type=int, default=0, help="which image of a --style folder (sorted)")
     parser.add_argument("--output", required=True, help="folder for the results (same names and sizes as the content images); "
                              "for a single content image, also an image file name (styled.png)")
@@ -53,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_overwrite(parser)
     parser.add_argument("--allow-input-dir", action="store_true", help="allow --output to be a folder holding inputs (inputs are never overwritten)")
     add_gatys_arguments(parser)
+    adain = parser.add_argument_group("AdaIN (--method adain)")
+    adain.add_argument("--method", default="gatys", choices=("gatys", "adain"), help="style transfer method")
+    adain.add_argument("--checkpoint", default=None, help="a trained AdaIN .ckpt or run folder")
+    adain.add_argument("--adain-encoder", default=None, help="instead of --checkpoint: the AdaIN port's vgg_normalised.pth")
+    adain.add_argument("--adain-decoder", default=None, help="instead of --checkpoint: the AdaIN port's decoder.pth")
+    adain.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off: 0 keeps the content, 1 is the full style")
+    adain.add_argument("--style-weights", default=None, help="with several --style images: their weights, e.g. 0.3,0.7 (default equal)")
+    adain.add_argument("--style-size", type=int, default=512, help="style images are scaled down to this long side first (0: never)")
 
 
 @dataclass
@@ -64,7 +69,7 @@ class _Plan:
     folder: Path  # where the results go
     where: Path  # the output folder, or the one result file (for the summary line)
     summary: Path
-    style_path: Path
+    style_paths: list[Path]
     failures: list[tuple[Path, str]] = field(default_factory=list)
     batches: list[list[tuple[int, np.ndarray]]] = field(default_factory=list)
 
@@ -74,14 +79,13 @@ def _plan(args: argparse.Namespace) -> _Plan:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     inputs = collect_inputs(args.content, exclude=args.output)
-    outputs, output_dir, named_file = plan_outputs(inputs, args.output, args.suffix)
-    check_output_folder(inputs, outputs, output_dir, args.allow_input_dir or named_file, args.overwrite)
-    # With --output naming the result file, its settings go beside it, not into a shared stylize.json.
-    summary = outputs[0].with_name(f"{outputs[0].stem}.{SUMMARY_NAME}") if named_file else output_dir / SUMMARY_NAME
-    if summary.exists() and not args.overwrite:
-        raise UserError(f"{summary} already exists; pass --overwrite to replace earlier results")
+    output_plan = checked_outputs(inputs, args)
+    outputs, output_dir, named_file = output_plan
+    summary = summary_file(output_plan, SUMMARY_NAME, args.overwrite)
     where = outputs[0] if named_file else output_dir
-    plan = _Plan(inputs, outputs, output_dir, where, summary, resolve_style(args.style, args.style_index))
+    if args.method == "gatys" and len(args.style) > 1:
+        raise UserError("Gatys takes one --style image; several styles mixed by --style-weights need --method adain")
+    plan = _Plan(inputs, outputs, output_dir, where, summary, [resolve_style(spec, args.style_index) for spec in args.style])
     groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
     for index, (file, _) in enumerate(inputs):
         try:
@@ -140,26 +144,72 @@ def _stylize_all(plan: _Plan, stylizer: Stylizer, style: np.ndarray, wandb_run: 
     return records
 
 
-def run(args: argparse.Namespace) -> int:
-    plan = _plan(args)
-    style = load_image(plan.style_path)
+def _style_weights(text: str | None, count: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--style-weights must be numbers like 0.3,0.7, got {text!r}") from None
+    if len(weights) != count:
+        raise UserError(f"--style-weights gives {len(weights)} weights for {count} --style images")
+    return weights
+
+
+def _run_adain(args: argparse.Namespace, plan: _Plan) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """AdaIN: every content image in one forward pass (equal sizes batched); the records and the settings."""
+    from gan_translate.style_inference import load_adain_stylizer
+
+    stylizer = load_adain_stylizer(args.checkpoint, args.adain_encoder, args.adain_decoder, args.device, args.style_size)
+    if not stylizer.model.pretrained:
+        print("warning: AdaIN with an untrained (random) VGG encoder: the results only test the pipeline", file=sys.stderr)
+    styles = [load_image(path) for path in plan.style_paths]
+    options = {"weights": _style_weights(args.style_weights, len(styles)), "alpha": args.alpha,
+               "preserve_color": args.preserve_color}
+    settings = {"method": "adain", "description": stylizer.description, "weights_source": stylizer.source,
+                "styles": [str(p) for p in plan.style_paths], **options}
+    images = ((index, image) for batch in plan.batches for index, image in batch)
+    records: list[dict[str, Any]] = []
+    last = time.perf_counter()
+    with tqdm(total=sum(len(b) for b in plan.batches), desc="stylize (adain)", unit="img", disable=None) as progress:
+        for index, image in stylizer.stylize_many(images, styles, batch_size=args.batch_size, **options):
+            save_image(image, plan.outputs[index])
+            now = time.perf_counter()
+            records.append({"input": str(plan.inputs[index][0]), "output": str(plan.outputs[index]),
+                            "size": list(image.shape[:2]), "seconds": now - last})
+            last = now
+            progress.update(1)
+    return records, settings
+
+
+def _run_gatys(args: argparse.Namespace, plan: _Plan) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Gatys: each batch optimised in turn (with W&B logging when asked); the records and the settings."""
+    style = load_image(plan.style_paths[0])
     stylizer = stylizer_from_args(args)
-    facts = {**stylizer.vgg_facts(), **stylizer.settings()}
-    run_config = {"command": NAME, "style": str(plan.style_path), "content": [str(f) for f, _ in plan.inputs],
+    facts = {"method": "gatys", "settings": stylizer.description, **stylizer.vgg_facts(), **stylizer.settings()}
+    run_config = {"command": NAME, "style": str(plan.style_paths[0]), "content": [str(f) for f, _ in plan.inputs],
                   "description": stylizer.description, **facts}
     wandb_run = start_wandb_for(args, plan.folder, NAME, run_config)
-    started = time.perf_counter()
     try:
         records = _stylize_all(plan, stylizer, style, wandb_run, args.log_every)
     finally:
         if wandb_run is not None:
             wandb_run.summary.update(stylizer.vgg_facts())
             wandb_run.finish()
+    return records, {"description": stylizer.description, **facts}
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    started = time.perf_counter()
+    records, settings = (_run_adain if args.method == "adain" else _run_gatys)(args, plan)
     elapsed = time.perf_counter() - started
-    summary = {"style": str(plan.style_path), "settings": stylizer.description, **facts, "images": records,
-               "seconds": elapsed, "failed": [{"input": str(file), "error": reason} for file, reason in plan.failures]}
+    summary = {"style": [str(p) for p in plan.style_paths] if len(plan.style_paths) > 1 else str(plan.style_paths[0]),
+               **settings, "images": records, "seconds": elapsed,
+               "failed": [{"input": str(file), "error": reason} for file, reason in plan.failures]}
     with atomic_write(plan.summary, "w") as handle:
         handle.write(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"stylized {len(records)} of {len(plan.inputs)} images with {plan.style_path.name} into {plan.where} "
-          f"in {elapsed:.1f} s ({stylizer.description})")
+    styles = ", ".join(p.name for p in plan.style_paths)
+    print(f"stylized {len(records)} of {len(plan.inputs)} images with {styles} into {plan.where} "
+          f"in {elapsed:.1f} s ({settings['description']})")
     return report_failures(plan.failures)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from gan_translate.commands.inputs import check_output_folder, collect_inputs, plan_outputs, report_failures
+from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures
 from gan_translate.commands.options import add_checkpoint, add_device, add_direction, add_overwrite
 from gan_translate.errors import DataError
 
@@ -42,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from gan_translate.inference import load_translator
 
     inputs = collect_inputs(args.input, exclude=args.output)
-    outputs, output_dir, named_file = plan_outputs(inputs, args.output, args.suffix)
-    check_output_folder(inputs, outputs, output_dir, args.allow_input_dir or named_file, args.overwrite)
+    outputs, output_dir, named_file = checked_outputs(inputs, args)
     translator = load_translator(args.checkpoint, direction=args.direction, device=args.device,
                                  precision=args.precision, compile=args.compile)
 

@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "UnpairedDataModule": "datamodules",
     "PairedDataModule": "datamodules",
     "ImageFolderDataModule": "datamodules",
+    "StyleDataModule": "style_datamodule",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,6 +6,7 @@ To add a model, copy ``models/template.py`` (docs/ARCHITECTURE.md says what else
 
 from __future__ import annotations
 
+from gan_translate.models.adain import AdaIN
 from gan_translate.models.base import Capability, GANModule
 from gan_translate.models.cut import CUT, FastCUT
 from gan_translate.models.cyclegan import CycleGAN
@@ -15,6 +16,7 @@ from gan_translate.models.registry import MODELS, models_that, register_model
 from gan_translate.models.translation import AdversarialTranslationGAN, TranslationGAN
 
 __all__ = [
+    "AdaIN",
     "CUT",
     "DCGAN",
     "FastCUT",

@@ -4,7 +4,7 @@ the NaN guard and checkpoint tags. ``models/template.py`` shows a whole model in
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import numpy as np
@@ -21,6 +21,7 @@ from gan_translate.directions import Direction, check_direction
 from gan_translate.errors import CapabilityError, NonFiniteLossError
 from gan_translate.images import tensor_to_uint8
 from gan_translate.lightning_compat import batches_that_stepped
+from gan_translate.models.capabilities import Capability, capability_use
 from gan_translate.models.distributed import enable_find_unused_parameters
 from gan_translate.random_streams import split_rank_random_streams
 from gan_translate.version import __version__
@@ -29,9 +30,6 @@ __all__ = ["CHECKPOINT_KEY", "Capability", "GANModule", "TrainingLogWindow", "im
 
 #: The checkpoint entry naming the model (``{"model": "cyclegan", "version": ...}``): how a file rebuilds its model.
 CHECKPOINT_KEY = "gan_translate"
-
-#: What a model can be asked to do outside training: ``translate`` images (``translators``) or ``sample`` new ones.
-Capability = Literal["translate", "sample"]
 
 
 def linear_decay_schedule(optimizer: torch.optim.Optimizer, n_epochs: int, n_epochs_decay: int) -> LambdaLR:
@@ -90,7 +88,7 @@ class GANModule(pl.LightningModule):
     The contract a model declares (``tests/test_model_contract.py`` runs it on every registered model):
 
     * ``@register_model("name")`` on the class (sets ``model_name``, the name checkpoints carry);
-    * ``capabilities``: ``translate`` and / or ``sample``;
+    * ``capabilities``: ``translate``, ``sample`` and / or ``stylize``;
     * ``translators``: ``{direction: attribute}`` of the generator of each direction it translates (the export
       keeps those); ``translator(direction)`` returns it, any other direction is a :class:`CapabilityError`;
     * ``sample(n, generator)`` for a model that samples;
@@ -128,8 +126,9 @@ class GANModule(pl.LightningModule):
         check_direction(direction)
         if direction not in self.translators:
             if not self.translators:
-                also = "; it generates images: use `gan-translate generate`" if "sample" in self.capabilities else ""
-                raise CapabilityError(f"{self.model_name or type(self).__name__} is not an image-to-image translator{also}")
+                use = capability_use(self.capabilities)
+                raise CapabilityError(f"{self.model_name or type(self).__name__} is not an image-to-image translator"
+                                      f"{f'; it {use}' if use else ''}")
             raise CapabilityError(
                 f"{self.model_name} translates {', '.join(self.translators)} only{self.direction_hint}"
             )

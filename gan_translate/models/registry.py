@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from gan_translate.models.capabilities import Capability
 from gan_translate.registry import Registry
 
 if TYPE_CHECKING:
-    from gan_translate.models.base import Capability, GANModule
+    from gan_translate.models.base import GANModule
 
 __all__ = ["MODELS", "models_that", "register_model"]
 
 M = TypeVar("M", bound="type[GANModule]")
 
 MODELS: Registry[type[GANModule]] = Registry("model")
-
 
 def register_model(name: str) -> Callable[[M], M]:
     """Class decorator: register a GANModule subclass under ``name`` (also its ``model_name``)."""
@@ -34,5 +34,6 @@ def register_model(name: str) -> Callable[[M], M]:
 
 
 def models_that(capability: Capability) -> list[str]:
-    """The registered model names with ``capability`` (``translate``, ``sample``), sorted."""
+    """The registered model names with ``capability`` (``translate``, ``sample``, ``stylize``), sorted."""
     return [name for name in MODELS.names() if capability in MODELS.get(name).capabilities]
+

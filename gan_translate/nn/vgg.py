@@ -246,6 +246,13 @@ class VGG19Features(nn.Module):
         source = "ImageNet weights" if self.weights_source == "imagenet" else f"weights from {self.weights_source}"
         return f"VGG19: {source}, {self.pooling} pooling"
 
+    def channels(self, layer: str) -> int:
+        """How many channels ``layer``'s activation has (64 in block 1 up to 512 in blocks 4 and 5)."""
+        if layer not in self.layer_names:
+            raise UserError(f"{layer} is not computed by this extractor (its layers end at {self.layer_names[-1]})")
+        convs = [m for m, name in zip(self.features, self.layer_names[: self.layer_names.index(layer) + 1]) if isinstance(m, nn.Conv2d)]
+        return convs[-1].out_channels if convs else 3
+
     def train(self, mode: bool = True) -> VGG19Features:
         # Always eval: nothing here behaves differently in training, and the contract is "frozen".
         return super().train(False)

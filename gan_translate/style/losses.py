@@ -20,11 +20,14 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from gan_translate.nn.adain import channel_mean_std
+
 __all__ = [
     "DEFAULT_CONTENT_LAYERS",
     "DEFAULT_STYLE_LAYERS",
     "content_loss",
     "gram_matrix",
+    "mean_std_loss",
     "style_loss",
     "total_variation",
 ]
@@ -99,3 +102,17 @@ def total_variation(images: Tensor) -> Tensor:
     tv_x = dx.pow(2).reshape(n, -1).mean(dim=1) if dx.numel() else zero
     tv_y = dy.pow(2).reshape(n, -1).mean(dim=1) if dy.numel() else zero
     return tv_x + tv_y
+
+
+def mean_std_loss(features: Mapping[str, Tensor], target: Mapping[str, Tensor], eps: float = 1e-5) -> Tensor:
+    """AdaIN's style loss per image: ``Σ_l MSE(μ(F_l), μ(S_l)) + MSE(σ(F_l), σ(S_l))`` over the layers of
+    ``target`` (channel means and standard deviations over H x W, as :func:`gan_translate.nn.adain.channel_mean_std`)."""
+    total: Tensor | None = None
+    for layer, style in target.items():
+        mean, std = channel_mean_std(features[layer], eps)
+        style_mean, style_std = channel_mean_std(style, eps)
+        term = _per_image_mse(mean, style_mean) + _per_image_mse(std, style_std)
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("mean_std_loss needs at least one layer")
+    return total

@@ -96,7 +96,7 @@ def test_compare_with_ground_truth(trained_run: Path, synthetic_root: Path, tmp_
     assert Image.open(out / "gatys" / "000001.png").size == (32, 32)
 
     rows = _read_csv(out / "results.csv")
-    assert list(rows[0]) == ["image", "method", "seconds", "l1", "psnr", "ssim", "vgg_weights"]
+    assert list(rows[0]) == ["image", "method", "seconds", "style_loss", "content_loss", "l1", "psnr", "ssim", "vgg_weights"]
     assert [(r["image"], r["method"]) for r in rows][-3:] == [("mean", "translator"), ("mean", "gatys"), ("mean", "input (unchanged)")]
     assert len(rows) == 2 * 3 + 3
     assert all(r["vgg_weights"] == "random (untrained)" for r in rows)
@@ -128,7 +128,7 @@ def test_compare_without_ground_truth(trained_run: Path, synthetic_root: Path, t
                  "--line-search", "strong_wolfe", *FAST])
     assert code == 0
     rows = _read_csv(out / "results.csv")
-    assert list(rows[0]) == ["image", "method", "seconds", "vgg_weights"]
+    assert list(rows[0]) == ["image", "method", "seconds", "style_loss", "content_loss", "vgg_weights"]
     assert [(r["image"], r["method"]) for r in rows] == [
         ("000003.png", "translator"), ("000003.png", "gatys"), ("mean", "translator"), ("mean", "gatys")]
     assert json.loads((out / "results.json").read_text())["style"].endswith("trainB/000002.png")

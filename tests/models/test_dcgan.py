@@ -264,13 +264,15 @@ def test_generate_refuses_a_cyclegan_and_translate_refuses_a_dcgan(
     torch.save({"state_dict": cyclegan.state_dict(), "hyper_parameters": dict(cyclegan.hparams),
                 CHECKPOINT_KEY: {"model": "cyclegan", "version": "0.1.0"}}, path)
     assert _generate(path, tmp_path / "o", "--num", "2") == 2
-    assert _one_line_error(capsys) == f"error: {path} is a cyclegan checkpoint; `generate` needs a model that generates images: dcgan"
+    assert _one_line_error(capsys) == (f"error: {path} is a cyclegan checkpoint; `generate` needs a model that generates "
+                                       "images: dcgan (cyclegan translates images: use `gan-translate translate`)")
     image = tmp_path / "in.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
     code = main(["translate", "--checkpoint", str(trained_run["last"]), "--input", str(image),
                  "--output", str(tmp_path / "t"), "--device", "cpu"])
     assert code == 2
-    assert "is a dcgan checkpoint; `translate` needs a model that translates images: cut, cyclegan, fastcut, pix2pix" in _one_line_error(capsys)
+    assert ("is a dcgan checkpoint; `translate` needs a model that translates images: cut, cyclegan, fastcut, pix2pix "
+            "(dcgan generates images: use `gan-translate generate`)") in _one_line_error(capsys)
 
 
 def test_slerp_keeps_the_latent_norm() -> None:

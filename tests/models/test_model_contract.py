@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from gan_translate.artifacts import export_generators, load_checkpoint, load_model, model_name
-from gan_translate.data import ImageFolderDataModule, ImageTransform, PairedDataModule, UnpairedDataModule
+from gan_translate.data import ImageFolderDataModule, ImageTransform, PairedDataModule, StyleDataModule, UnpairedDataModule
 from gan_translate.directions import DIRECTIONS
 from gan_translate.errors import CapabilityError
 from gan_translate.inference import load_translator
@@ -37,6 +37,11 @@ def _unpaired(root: Path) -> pl.LightningDataModule:
 
 def _paired(root: Path) -> pl.LightningDataModule:
     return PairedDataModule(str(root / "paired"), layout="auto", transform=_TRANSFORM, batch_size=2, num_workers=0)
+
+
+def _content_and_styles(root: Path) -> pl.LightningDataModule:
+    return StyleDataModule(str(root / "trainA"), style_root=str(root / "trainB"), transform=_TRANSFORM, batch_size=2,
+                           num_workers=0)
 
 
 def _images(root: Path) -> pl.LightningDataModule:
@@ -55,7 +60,10 @@ TINY: dict[str, tuple[dict[str, Any], Callable[[Path], pl.LightningDataModule]]]
              "nce_mlp_channels": 8, "discriminator_args": {"n_layers": 1}}, _unpaired),
     "fastcut": ({"generator": "resnet", "generator_args": {"n_blocks": 1, "antialias": True}, "ngf": 4, "ndf": 4,
                  "num_patches": 8, "nce_mlp_channels": 8, "discriminator_args": {"n_layers": 1}}, _unpaired),
+    "adain": ({"encoder_weights": "random", "sample_every_n_steps": 0}, _content_and_styles),
 }
+#: The network a training step must change, for models without translators.
+TRAINED = {"sample": "generator", "stylize": "decoder"}
 
 
 @pytest.fixture()
@@ -89,7 +97,7 @@ def _changed(before: dict[str, torch.Tensor], model: torch.nn.Module, prefix: st
 
 def _check_declarations(cls: type[GANModule], model: GANModule) -> None:
     assert cls.model_name in MODELS and MODELS.get(cls.model_name) is cls
-    assert cls.capabilities and cls.capabilities <= {"translate", "sample"}
+    assert cls.capabilities and cls.capabilities <= {"translate", "sample", "stylize"}
     assert ("translate" in cls.capabilities) == bool(cls.translators)
     assert set(cls.translators) <= set(DIRECTIONS)
     for attribute in cls.translators.values():
@@ -132,12 +140,24 @@ def _check_sampling(model: GANModule) -> None:
     torch.testing.assert_close(first, second)
 
 
+def _check_stylizing(cls: type[GANModule], path: Path) -> None:
+    from gan_translate.style_inference import load_adain_stylizer
+
+    stylizer = load_adain_stylizer(path, device="cpu")
+    content, style = _odd_image(0), _odd_image(1)[:20]
+    result = stylizer(content, style)
+    assert result.shape == content.shape and result.dtype == np.uint8
+    np.testing.assert_array_equal(stylizer(content, style), result)  # deterministic
+    with pytest.raises(CapabilityError, match=r"translates images: .*\(adain stylises images: use `gan-translate stylize --method adain`\)"):
+        load_model(path, capability="translate")
+
+
 def run_contract(cls: type[GANModule], synthetic_root: Path, folder: Path) -> None:
     assert cls.model_name in TINY, f"add tiny settings for the {cls.model_name!r} model to TINY in {__file__}"
     hparams, data = TINY[cls.model_name]
     model = cls(**hparams)
     _check_declarations(cls, model)
-    generators = list(cls.translators.values()) or ["generator"]
+    generators = list(cls.translators.values()) or [TRAINED[next(iter(cls.capabilities))]]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     path = _train_one_step(model, data(synthetic_root), folder)
     assert all(_changed(before, model, prefix) for prefix in generators), "a training step left a generator unchanged"
@@ -151,6 +171,8 @@ def run_contract(cls: type[GANModule], synthetic_root: Path, folder: Path) -> No
         _check_translation(cls, path, folder)
     if "sample" in cls.capabilities:
         _check_sampling(rebuilt)
+    if "stylize" in cls.capabilities:
+        _check_stylizing(cls, path)
 
 
 @pytest.mark.parametrize("name", MODELS.names())
@@ -166,3 +188,4 @@ def test_a_copy_of_the_template_is_a_working_model(copied_template: type[GANModu
 def test_capability_lists_come_from_the_registry() -> None:
     assert models_that("translate") == ["cut", "cyclegan", "fastcut", "pix2pix"]
     assert models_that("sample") == ["dcgan"]
+    assert models_that("stylize") == ["adain"]

@@ -6,7 +6,6 @@ and the download is replaced by one that fails like an offline machine.
 
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -124,17 +123,6 @@ def test_bad_weight_files_are_one_line_errors(tmp_path: Path) -> None:
         with pytest.raises(VGGWeightsError, match=pattern) as info:
             VGG19Features(["relu1_1"], weights=str(weights))
         assert "\n" not in str(info.value)
-
-
-@pytest.fixture()
-def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty torch hub cache in tmp_path and a download that fails like a machine without network."""
-    def no_network(url: str, *args, **kwargs) -> None:
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    return tmp_path / "hub"
 
 
 def test_missing_weights_message_is_one_line_naming_the_file(offline_hub: Path) -> None:
