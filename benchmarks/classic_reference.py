@@ -44,10 +44,12 @@ def _bias_for(norm: Callable[[int], nn.Module]) -> bool:
 
 
 class ClassicResnetBlock(nn.Module):
-    def __init__(self, dim: int, norm: Callable[[int], nn.Module], use_bias: bool) -> None:
+    def __init__(self, dim: int, norm: Callable[[int], nn.Module], use_bias: bool, use_dropout: bool = False) -> None:
         super().__init__()
+        # use_dropout puts Dropout(0.5) right after the first ReLU (conv_block.4), shifting the second half by one.
         self.conv_block = nn.Sequential(
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm(dim), nn.ReLU(True),
+            *([nn.Dropout(0.5)] if use_dropout else []),
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm(dim),
         )
 
@@ -56,7 +58,8 @@ class ClassicResnetBlock(nn.Module):
 
 
 class ClassicResnetGenerator(nn.Module):
-    def __init__(self, in_nc: int = 3, out_nc: int = 3, ngf: int = 64, norm: str = "instance", n_blocks: int = 9) -> None:
+    def __init__(self, in_nc: int = 3, out_nc: int = 3, ngf: int = 64, norm: str = "instance", n_blocks: int = 9,
+                 use_dropout: bool = False) -> None:
         super().__init__()
         norm_layer = classic_norm(norm)
         use_bias = _bias_for(norm_layer)
@@ -65,7 +68,7 @@ class ClassicResnetGenerator(nn.Module):
             mult = 2**i
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
                        norm_layer(ngf * mult * 2), nn.ReLU(True)]
-        layers += [ClassicResnetBlock(ngf * 4, norm_layer, use_bias) for _ in range(n_blocks)]
+        layers += [ClassicResnetBlock(ngf * 4, norm_layer, use_bias, use_dropout) for _ in range(n_blocks)]
         for i in range(2):
             mult = 2 ** (2 - i)
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias),

@@ -3,6 +3,10 @@
 
     python datasets/download.py cyclegan horse2zebra --root data/
     python datasets/download.py pix2pix facades --root data/
+    python datasets/download.py pretrained horse2zebra --root checkpoints/   # a classic pretrained generator
+
+The ``pretrained`` kind fetches one generator of the classic model zoo (gan_translate.artifacts.classic_zoo) to
+ROOT/NAME.pth and prints the ``gan-translate import-classic`` command that reads it (docs/classic_models.md).
 
 The archive goes to a temporary file next to its destination, is unpacked to a temporary folder and
 only then moved to ROOT/NAME, so an interrupted run never leaves a half dataset behind; an existing
@@ -134,14 +138,23 @@ def download(kind: str, name: str, root: str | Path = "data", mirror: str | None
     return target
 
 
+def download_pretrained(name: str, root: str | Path, mirror: str | None, timeout: float) -> str:
+    """Fetch classic zoo generator ``name`` into ``root``; returns the line telling how to import it."""
+    from gan_translate.artifacts.classic_zoo import download_classic_model, zoo_model
+
+    path = download_classic_model(name, root, mirror=mirror, timeout=timeout)
+    return f"{path}: import it with `gan-translate import-classic {path} {zoo_model(name).flags()} --output MODEL.safetensors`"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options, with their defaults shown in --help."""
     parser = argparse.ArgumentParser(
         description="Download a public CycleGAN (unpaired) or pix2pix (aligned) dataset into ROOT/NAME. "
-        + " ".join(f"{kind}: {', '.join(names)}." for kind, names in DATASETS.items()),
+        + " ".join(f"{kind}: {', '.join(names)}." for kind, names in DATASETS.items())
+        + " pretrained: a classic pretrained generator into ROOT/NAME.pth (`gan-translate import-classic --list`).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("kind", choices=sorted(DATASETS), help="which collection")
+    parser.add_argument("kind", choices=[*sorted(DATASETS), "pretrained"], help="which collection")
     parser.add_argument("name", help="dataset name, e.g. horse2zebra (cyclegan) or facades (pix2pix)")
     parser.add_argument("--root", default="data", help="folder that receives ROOT/NAME")
     parser.add_argument(
@@ -157,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     """Download one dataset; user and network errors print one line and return 2."""
     args = build_parser().parse_args(argv)
     try:
+        if args.kind == "pretrained":
+            print(download_pretrained(args.name, args.root, args.mirror, args.timeout))
+            return 0
         target = download(args.kind, args.name, args.root, mirror=args.mirror, timeout=args.timeout)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

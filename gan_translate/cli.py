@@ -60,14 +60,14 @@ def _extra_command(name: str, args: Sequence[str]) -> int:
 
 
 def _print_overview() -> None:
-    extra = "\n".join(f"  {name:<10} see `gan-translate {name} --help`" for name in COMMAND_MODULES)
+    extra = "\n".join(f"  {name:<14} see `gan-translate {name} --help`" for name in COMMAND_MODULES)
     print(
         "usage: gan-translate COMMAND [options]\n\n"
         "training (LightningCLI; try `gan-translate fit --help`):\n"
-        "  fit        train a model: gan-translate fit --config configs/cyclegan/quickstart.yaml\n"
-        "  validate   run validation on a checkpoint (--ckpt_path)\n"
-        "  test       run the test split on a checkpoint (--ckpt_path)\n"
-        "  predict    run prediction on a checkpoint (--ckpt_path)\n\n"
+        "  fit            train a model: gan-translate fit --config configs/cyclegan/quickstart.yaml\n"
+        "  validate       run validation on a checkpoint (--ckpt_path)\n"
+        "  test           run the test split on a checkpoint (--ckpt_path)\n"
+        "  predict        run prediction on a checkpoint (--ckpt_path)\n\n"
         f"other commands:\n{extra}\n\n"
         "add --debug to any command to see full tracebacks"
     )

@@ -44,7 +44,18 @@ def tensor_to_uint8(t: Tensor) -> np.ndarray:
     """A ``CHW`` / ``NCHW`` tensor in ``[-1, 1]`` -> ``HWC`` / ``NHWC`` ``uint8`` numpy (rounded, clamped)."""
     if t.ndim not in (3, 4):
         raise ValueError(f"tensor_to_uint8 expects CHW or NCHW, got shape {tuple(t.shape)}")
+    if t.ndim == 3 and t.shape[-2] > _ROWS_PER_CONVERSION:
+        # A large (tiled) image: row bands, so the conversion's float temporaries stay small (a 8000x6000 result
+        # would otherwise need three more full-size float copies at once).
+        out = np.empty((t.shape[1], t.shape[2], t.shape[0]), dtype=np.uint8)
+        for top in range(0, t.shape[1], _ROWS_PER_CONVERSION):
+            band = t[:, top:top + _ROWS_PER_CONVERSION].to("cpu")
+            out[top:top + band.shape[1]] = images_to_uint8(band).movedim(0, -1).numpy()
+        return out
     return np.ascontiguousarray(images_to_uint8(t.to("cpu")).movedim(-3, -1).numpy())
+
+
+_ROWS_PER_CONVERSION = 512
 
 
 def uint8_to_tensor(a: np.ndarray) -> Tensor:

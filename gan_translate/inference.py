@@ -9,7 +9,7 @@ instance norm sees and so the result.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from gan_translate.artifacts import load_model, resolve_checkpoint_path
 from gan_translate.directions import check_direction, domains
 from gan_translate.errors import UserError
 from gan_translate.images import as_tensor_image, tensor_to_uint8
+from gan_translate.tiling import TileOptions, auto_tile_size, tiled_forward
 
 __all__ = [
     "INFERENCE_PRECISIONS",
@@ -128,10 +129,25 @@ class Translator:
     """Smaller images are padded up to this many pixels a side (and cropped back): the network's smallest input."""
     checkpoint_path: str = ""
     """The file the generator was read from (a run folder resolves to its newest checkpoint)."""
+    tile: TileOptions | None = None
+    """Images larger than ``tile.size`` on a side are translated tile by tile (:mod:`gan_translate.tiling`)."""
+
+    def needs_tiles(self, height: int, width: int) -> bool:
+        """Whether an image of this size is translated tile by tile."""
+        return self.tile is not None and max(height, width) > self.tile.size
 
     @torch.inference_mode()
     def translate_batch(self, batch: Tensor) -> Tensor:
-        """NCHW in [-1, 1] (all the same size) -> NCHW in [-1, 1], same H and W."""
+        """NCHW in [-1, 1] (all the same size) -> NCHW in [-1, 1], same H and W (tiled when ``tile`` says so)."""
+        if self.needs_tiles(*batch.shape[-2:]):
+            assert self.tile is not None
+            results = [tiled_forward(self._forward, self.network, image, self.tile, self.device, self.size_multiple)
+                       .clamp_(-1, 1) for image in batch.split(1)]
+            return results[0] if len(results) == 1 else torch.cat(results)  # no copy of a lone large image
+        return self._forward(batch)
+
+    def _forward(self, batch: Tensor) -> Tensor:
+        """The network on ``batch`` padded to its size multiple, cropped back, clamped, on the CPU."""
         padded, (height, width) = pad_to_multiple(batch.to(self.device), self.size_multiple, self.min_size)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
@@ -168,6 +184,9 @@ class Translator:
         for key, image in images:
             tensor = as_tensor_image(image, self.in_channels)
             shape = tuple(tensor.shape)
+            if self.needs_tiles(*shape[-2:]):  # one large image at a time: never several in memory
+                yield key, tensor_to_uint8(self.translate_batch(tensor.unsqueeze(0))[0])
+                continue
             buckets.setdefault(shape, []).append((key, tensor))
             pending += 1
             if len(buckets[shape]) >= batch_size:
@@ -188,6 +207,10 @@ def load_translator(
     compile: bool = False,  # noqa: A002 - torch's word for it
     command: str = "translate",
     hint: str = "",
+    tile: int | str | None = None,
+    tile_overlap: int = 64,
+    tile_stats_size: int = 1024,
+    tile_stats: str = "downscaled",
 ) -> Translator:
     """Rebuild the generator for ``direction`` from a translator's checkpoint or export (file or run folder).
 
@@ -196,8 +219,13 @@ def load_translator(
     picks it where it was measured faster (``DEFAULT_INFERENCE_CHANNELS_LAST``). ``compile``:
     ``torch.compile`` with frozen weights (the first batch of each image size compiles). Measured speeds and
     output differences: benchmarks/RESULTS.md. ``command`` names the caller in the error for a checkpoint of a
-    model that does not translate, and ``hint`` is added to it.
+    model that does not translate, and ``hint`` is added to it. ``tile``: translate images larger than this many
+    pixels a side tile by tile (``"auto"``: the largest tile half the device's free memory holds), overlapping by
+    ``tile_overlap`` px, norm statistics of the whole image (``tile_stats``: ``downscaled`` to ``tile_stats_size``, or
+    ``exact``; :mod:`gan_translate.tiling`).
     """
+    if tile is not None and compile:
+        raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
     check_direction(direction, "--direction")
     autocast_dtype(precision)  # a bad name fails before the checkpoint is read
     path = resolve_checkpoint_path(checkpoint)  # a run folder: its newest checkpoint, named in the summaries
@@ -210,10 +238,14 @@ def load_translator(
     hparams = dict(model.hparams)
     # The generator of a direction takes its source domain's images: A's are in_channels, B's out_channels.
     in_channels = int(hparams.get("in_channels" if domains(direction)[0] == "A" else "out_channels", 3))
+    size_multiple = int(getattr(network, "size_multiple", 1))
+    tile_options = _tile_options(tile, TileOptions(overlap=tile_overlap, stats_size=tile_stats_size, statistics=tile_stats),
+                                 network, target, size_multiple, in_channels)
     return Translator(
+        tile=tile_options,
         network=network,
         device=target,
-        size_multiple=int(getattr(network, "size_multiple", 1)),
+        size_multiple=size_multiple,
         min_size=int(getattr(network, "min_size", 1)),
         in_channels=in_channels,
         model_name=model.model_name,
@@ -223,3 +255,21 @@ def load_translator(
         channels_last=channels_last,
         checkpoint_path=str(path),
     )
+
+
+def _tile_options(
+    tile: int | str | None, options: TileOptions, network: nn.Module, device: torch.device, size_multiple: int,
+    in_channels: int,
+) -> TileOptions | None:
+    """``--tile N|auto`` with the other tile ``options``: the side rounded up to the network's size multiple (no
+    padding per tile); ``auto`` from the device's free memory, its overlap kept below half the tile."""
+    if tile is None:
+        return None
+    if tile == "auto":
+        side = auto_tile_size(network, device, size_multiple, in_channels)
+        return replace(options, size=side, overlap=min(options.overlap, max(0, side // 2 - 1)))
+    try:
+        side = int(tile)
+    except ValueError:
+        raise UserError(f"--tile must be a number of pixels or auto, got {tile!r}") from None
+    return replace(options, size=-(-max(side, 1) // size_multiple) * size_multiple)

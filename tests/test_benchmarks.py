@@ -59,3 +59,29 @@ def test_adain_benchmark_times_both_methods_and_extrapolates_gatys(tmp_path: Pat
     # 300 iterations are 301 evaluations (the start's too): the measured time per evaluation scaled up
     assert gatys["s_per_image"] == pytest.approx(gatys["measured_s"] / gatys["evaluations"] * 301)
     assert row["adain_s_per_image"] > 0 and row["speedup"] == pytest.approx(gatys["s_per_image"] / row["adain_s_per_image"])
+
+
+def test_tiled_inference_benchmark_measures_each_case_in_its_own_process(tmp_path: Path) -> None:
+    import tiled_inference
+
+    out = tmp_path / "tiled.json"
+    assert tiled_inference.main(["--cases", "whole:72x40,tiled:72x40", "--tile", "32", "--tile-overlap", "8",
+                                 "--json", str(out)]) == 0
+    whole, tiled = json.loads(out.read_text())["results"]
+    assert (whole["mode"], whole["tile"], tiled["mode"], tiled["tile"]) == ("whole", None, "tiled", 32), (whole, tiled)
+    assert whole["seconds"] > 0 and tiled["peak_rss_mb"] > tiled["peak_over_start_mb"] > 0
+
+
+def test_onnx_benchmark_times_both_runtimes_and_checks_parity(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra (in dev)")
+    import onnx_vs_torch
+
+    out = tmp_path / "onnx.json"
+    assert onnx_vs_torch.main(["--sizes", "32,38", "--repeats", "2", "--warmup", "1", "--ngf", "8", "--n-blocks", "1",
+                               "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [row["size"] for row in report["results"]] == [32, 38]
+    for row in report["results"]:
+        assert len(row["runs"]["torch"]) == len(row["runs"]["onnxruntime"]) == 2
+        assert row["torch_s_per_image"] > 0 and row["onnxruntime_s_per_image"] > 0
+        assert row["max_abs_difference"] < 1e-4, row

@@ -57,3 +57,13 @@ def test_any_image_becomes_a_generator_input() -> None:
         as_tensor_image(grey.astype(np.float32), 3)
     with pytest.raises(UserError, match="2-channel image to a 3-channel generator"):
         as_tensor_image(torch.zeros(2, 4, 4), 3)
+
+
+def test_large_images_convert_in_bands_with_the_same_result() -> None:
+    from gan_translate.images import images_to_uint8
+
+    tall = torch.rand(3, 1100, 7, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1  # past 512 rows, some clamped
+    expected = images_to_uint8(tall).permute(1, 2, 0).numpy()
+    result = tensor_to_uint8(tall)
+    assert result.shape == (1100, 7, 3) and result.flags["C_CONTIGUOUS"]
+    assert np.array_equal(result, expected)

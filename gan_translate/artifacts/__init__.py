@@ -4,7 +4,8 @@
   safely (``weights_only``, one-line errors);
 * :mod:`~gan_translate.artifacts.models`: rebuild the model a file describes (:func:`load_model`), checking it can
   do what the caller needs;
-* :mod:`~gan_translate.artifacts.export`: write the generator-only ``.safetensors`` export;
+* :mod:`~gan_translate.artifacts.export`: write the generator-only ``.safetensors`` export, and (through
+  :mod:`~gan_translate.artifacts.portable`) the ONNX / TorchScript files that run without this package;
 * :mod:`~gan_translate.artifacts.checkpoint_io`: Lightning's checkpoint plugin with atomic saves and safe loads.
 """
 
@@ -20,18 +21,31 @@ from gan_translate.artifacts.checkpoints import (
     newest_checkpoint,
     resolve_checkpoint_path,
 )
-from gan_translate.artifacts.export import EXPORT_DIRECTIONS, export_generators
+from gan_translate.artifacts.export import (
+    EXPORT_DIRECTIONS,
+    EXPORT_FORMATS,
+    FORMAT_SUFFIXES,
+    ExportResult,
+    export_format,
+    export_generators,
+    export_model,
+)
 from gan_translate.artifacts.models import build_model, load_model
 
 __all__ = [
     "CHECKPOINT_KEY",
     "EXPORT_DIRECTIONS",
     "EXPORT_FORMAT",
+    "EXPORT_FORMATS",
+    "FORMAT_SUFFIXES",
     "MODEL_FILE_SUFFIXES",
     "AtomicCheckpointIO",
+    "ExportResult",
     "atomic_torch_save",
     "build_model",
+    "export_format",
     "export_generators",
+    "export_model",
     "load_checkpoint",
     "load_model",
     "model_name",

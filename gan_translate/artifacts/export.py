@@ -5,25 +5,149 @@ the hyperparameters needed to rebuild the network (JSON). ``translate``, :func:`
 and ``evaluate`` accept it wherever they accept a ``.ckpt`` (:func:`gan_translate.artifacts.load_checkpoint` reads
 it). safetensors is a plain header plus raw tensor bytes: reading it cannot run code, unlike unpickling, and it is
 a fraction of a training checkpoint's size (no discriminators, optimiser states or image pools).
+
+:func:`export_model` also writes the files that run without this package (:mod:`gan_translate.artifacts.portable`):
+``onnx`` (onnxruntime, any language) and ``torchscript`` (``torch.jit.load``, LibTorch), one direction each. The
+format follows the output's suffix; every file is written through :func:`gan_translate.files.atomic_write` and an
+existing one is replaced only when asked. docs/export.md describes the files.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from safetensors.torch import save as safetensors_bytes
 
 from gan_translate.artifacts.checkpoints import CHECKPOINT_KEY, EXPORT_FORMAT, load_checkpoint, model_name
 from gan_translate.artifacts.models import build_model
-from gan_translate.directions import DIRECTIONS
+from gan_translate.artifacts.portable import ONNX_OPSET, PortableGenerator, onnx_bytes, require_onnx_exporter, torchscript_bytes
+from gan_translate.directions import DIRECTIONS, domains
 from gan_translate.errors import CheckpointError, UserError
 from gan_translate.files import atomic_write
+from gan_translate.version import __version__
 
-__all__ = ["EXPORT_DIRECTIONS", "export_generators"]
+__all__ = ["EXPORT_DIRECTIONS", "EXPORT_FORMATS", "FORMAT_SUFFIXES", "ExportResult", "export_format", "export_generators",
+           "export_model"]
 
-#: What ``--direction`` of an export may be: one direction, or every one the model has.
+#: What ``--direction`` of an export may be: one direction, or every one the model has (safetensors only).
 EXPORT_DIRECTIONS = (*DIRECTIONS, "both")
+#: What ``--format`` may be.
+EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")
+#: The suffix of ``--output`` -> the format it implies.
+FORMAT_SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx", ".pt": "torchscript", ".torchscript": "torchscript"}
+_LABELS = {"safetensors": "safetensors", "onnx": "ONNX", "torchscript": "TorchScript"}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_model` wrote: the file, its format, the direction(s) in it, and notes for the user."""
+
+    path: Path
+    format: str
+    directions: list[str]
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line for the command: what went where, and how big it is."""
+        size_mb = self.path.stat().st_size / 2**20
+        detail = f"ONNX opset {ONNX_OPSET}" if self.format == "onnx" else _LABELS[self.format]
+        generators = "generator" if len(self.directions) == 1 else "generators"
+        return f"exported the {' and '.join(self.directions)} {generators} to {self.path} ({detail}, {size_mb:.1f} MiB)"
+
+
+def export_format(output: str | Path, requested: str | None = None) -> str:
+    """The format of an export to ``output``: ``requested``, which must agree with the suffix, or the suffix's own."""
+    output = Path(output)
+    implied = FORMAT_SUFFIXES.get(output.suffix.lower())
+    if requested is not None and requested not in EXPORT_FORMATS:
+        raise UserError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {requested!r}")
+    if implied is None:
+        raise UserError(f"--output {output}: {output.suffix or 'no suffix'} names no export format; "
+                        f"end it in {', '.join(FORMAT_SUFFIXES)}")
+    if requested is not None and requested != implied:
+        wanted = " or ".join(s for s, f in FORMAT_SUFFIXES.items() if f == requested)
+        raise UserError(f"--format {requested} does not match --output {output} (a {implied} name); end it in {wanted}")
+    return implied
+
+
+def export_model(
+    checkpoint_path: str | Path, output: str | Path, fmt: str | None = None, direction: str | None = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export the generator(s) of ``checkpoint_path`` to ``output`` in ``fmt`` (default: from the suffix).
+
+    ``direction``: ``AtoB`` / ``BtoA``, or ``both`` (safetensors only; its default). An ONNX / TorchScript file
+    holds one generator: the model's only one by default. Mistakes raise a one-line :class:`UserError`,
+    before the checkpoint is read where they can be; ``output`` is only replaced with ``overwrite``.
+    """
+    output = Path(output)
+    fmt = export_format(output, fmt)
+    if fmt != "safetensors" and direction == "both":
+        raise UserError(f"--direction both is only for .safetensors exports: a {_LABELS[fmt]} file holds one "
+                        "generator; pass --direction AtoB or BtoA")
+    if fmt == "onnx":
+        require_onnx_exporter()
+    if output.exists() and not overwrite:
+        raise UserError(f"{output} already exists; pass --overwrite to replace it")
+    if fmt == "safetensors":
+        return ExportResult(output, fmt, export_generators(checkpoint_path, output, direction or "both"))
+    state = load_checkpoint(checkpoint_path)
+    model = build_model(state, capability="translate", command="export")
+    chosen = _one_direction(model, state, direction, fmt)
+    generator = _portable_generator(model, state, chosen)
+    data = onnx_bytes(generator) if fmt == "onnx" else torchscript_bytes(generator)
+    with atomic_write(output, durable=True) as handle:
+        handle.write(data)
+    mode = dict(state.get("hyper_parameters", {})).get("inference_mode", "eval")
+    notes = () if mode == "eval" else (
+        f"note: the file runs the generator in eval mode (dropout off, batch norm's running statistics), not this "
+        f"checkpoint's random inference_mode {mode!r}",)
+    return ExportResult(output, fmt, [chosen], notes)
+
+
+def _one_direction(model: Any, state: dict[str, Any], direction: str | None, fmt: str) -> str:
+    """The direction an ONNX / TorchScript file holds: the one asked for, or the model's only one."""
+    translators = list(model.translators)
+    if direction is None:
+        if len(translators) == 1:
+            return translators[0]
+        raise UserError(f"a {model_name(state)} model has {len(translators)} generators and a {_LABELS[fmt]} file "
+                        f"holds one: pass --direction {' or '.join(translators)}")
+    if direction not in translators:
+        raise UserError(f"a {model_name(state)} model has no {direction} generator; valid: {', '.join(translators)}")
+    return direction
+
+
+def _portable_generator(model: Any, state: dict[str, Any], direction: str) -> PortableGenerator:
+    """The eval-mode generator of ``direction`` and what its file records (the same shapes translate uses)."""
+    network = model.translator(direction).eval()
+    hparams = dict(model.hparams)
+    source, target = domains(direction)
+    channels = {"A": int(hparams.get("in_channels", 3)), "B": int(hparams.get("out_channels", 3))}
+    multiple = int(getattr(network, "size_multiple", 1))
+    info = {k: v for k, v in state[CHECKPOINT_KEY].items() if k != "wandb_run_id"}
+    metadata = {
+        "producer": f"gan-translate {__version__}",
+        "model": model_name(state),
+        "direction": direction,
+        "gan_translate": json.dumps(info),
+        "hyper_parameters": _hparams_json(state),
+        "description": f"the {direction} generator of a {model_name(state)} model: {source} images -> {target} images",
+    }
+    return PortableGenerator(network, multiple, max(int(getattr(network, "min_size", 1)), multiple),
+                             channels[source], channels[target], metadata)
+
+
+def _hparams_json(state: dict[str, Any]) -> str:
+    """The checkpoint's public hyperparameters as JSON: what rebuilds the network (they must be plain values)."""
+    hparams = {k: v for k, v in dict(state.get("hyper_parameters", {})).items() if not k.startswith("_")}
+    try:
+        return json.dumps(hparams)
+    except TypeError as error:
+        raise CheckpointError(f"cannot export {state['_path']}: its hyperparameters are not plain values ({error})") from None
 
 
 def export_generators(checkpoint_path: str | Path, output: str | Path, direction: str = "both") -> list[str]:
@@ -40,11 +164,7 @@ def export_generators(checkpoint_path: str | Path, output: str | Path, direction
         raise UserError(f"a {model_name(state)} model has no {missing[0]} generator; valid: {', '.join(translators)}")
     keep = tuple(f"{translators[d]}." for d in wanted)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k.startswith(keep)}
-    hparams = {k: v for k, v in dict(state.get("hyper_parameters", {})).items() if not k.startswith("_")}
-    try:
-        hparams_json = json.dumps(hparams)
-    except TypeError as error:
-        raise CheckpointError(f"cannot export {state['_path']}: its hyperparameters are not plain values ({error})") from None
+    hparams_json = _hparams_json(state)
     metadata = {
         "format": EXPORT_FORMAT,
         "gan_translate": json.dumps({k: v for k, v in state[CHECKPOINT_KEY].items() if k != "wandb_run_id"}),

@@ -18,6 +18,7 @@ COMMAND_MODULES: dict[str, str] = {
     "dream": "gan_translate.commands.dream",
     "visualize": "gan_translate.commands.visualize",
     "evaluate": "gan_translate.commands.evaluate",
+    "import-classic": "gan_translate.commands.import_classic",
 }
 
 

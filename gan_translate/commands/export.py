@@ -1,31 +1,36 @@
-"""`gan-translate export`: a training checkpoint -> a small, safe ``.safetensors`` file for sharing."""
+"""`gan-translate export`: a training checkpoint -> a small file for sharing or deployment.
+
+``.safetensors`` (weights + hyperparameters, read back by gan-translate), or one direction's generator as an
+``.onnx`` graph or a TorchScript ``.pt`` program that run without gan-translate (docs/export.md).
+"""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from gan_translate.artifacts import EXPORT_DIRECTIONS, export_generators
+from gan_translate.artifacts import EXPORT_DIRECTIONS, EXPORT_FORMATS, export_model
 from gan_translate.commands.options import add_checkpoint, add_direction, add_overwrite
-from gan_translate.errors import UserError
 
 NAME = "export"
-HELP = "export the generator(s) of a checkpoint to a .safetensors file (weights + hyperparameters)"
+HELP = "export a checkpoint's generator(s): .safetensors (gan-translate), .onnx or TorchScript .pt (standalone)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_checkpoint(parser)
-    parser.add_argument("--output", required=True, help="the .safetensors file to write")
-    add_direction(parser, EXPORT_DIRECTIONS, help="generator(s) to export; 'both' keeps every direction the model has")
-    parser.set_defaults(direction="both")
+    parser.add_argument("--output", required=True,
+                        help="the file to write: .safetensors, .onnx, or .pt / .torchscript (TorchScript)")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                        help="the file format (default: from the --output suffix, which must agree with it)")
+    add_direction(parser, EXPORT_DIRECTIONS,
+                  help="generator(s) to export; safetensors default 'both' (every direction the model has); "
+                       "ONNX / TorchScript hold one (default: the model's only one)")
+    parser.set_defaults(direction=None)
     add_overwrite(parser, "an existing output file")
 
 
 def run(args: argparse.Namespace) -> int:
-    output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise UserError(f"{output} already exists; pass --overwrite to replace it")
-    directions = export_generators(args.checkpoint, output, args.direction)
-    size_mb = output.stat().st_size / 2**20
-    print(f"exported the {' and '.join(directions)} generator(s) to {output} ({size_mb:.1f} MiB)")
+    result = export_model(args.checkpoint, args.output, args.format, args.direction, overwrite=args.overwrite)
+    for note in result.notes:
+        print(note)
+    print(result.summary())
     return 0

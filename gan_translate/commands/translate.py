@@ -6,21 +6,28 @@ import argparse
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures
 from gan_translate.commands.options import add_checkpoint, add_device, add_direction, add_overwrite
-from gan_translate.errors import DataError
+from gan_translate.errors import DataError, UserError
+
+if TYPE_CHECKING:
+    from gan_translate.inference import Translator
+from gan_translate.inference import Translator
 
 NAME = "translate"
-HELP = "translate images with a trained translator checkpoint (CycleGAN, Pix2Pix, ...)"
+HELP = "translate images (or a video) with a trained translator checkpoint (CycleGAN, Pix2Pix, ...)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_checkpoint(parser)
-    parser.add_argument("--input", required=True, nargs="+", help="image files, folders (recursive) or glob patterns")
+    parser.add_argument("--input", required=True, nargs="+",
+                        help="image files, folders (recursive) or glob patterns; or one video file (.mp4, .mov, .mkv, "
+                             ".webm, .avi: every frame, with its rate and audio)")
     parser.add_argument("--output", required=True,
                         help="folder for the translated images (same names and sizes as the inputs); "
                              "for a single input, also an image file name (out.png)")
@@ -32,19 +39,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "outputs within a few levels of fp32 (benchmarks/RESULTS.md)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the generator: faster on long runs; each new image size compiles first")
+    tiles = parser.add_argument_group("full resolution (docs/full_resolution.md)")
+    tiles.add_argument("--tile", default=None,
+                       help="translate images larger than N px a side in N px tiles (bounded memory, no seams); "
+                            "auto: the largest tile half the free device memory holds")
+    tiles.add_argument("--tile-overlap", type=int, default=64, help="overlap of neighbouring tiles (px), blended smoothly")
+    tiles.add_argument("--tile-stats", default="downscaled", choices=["downscaled", "exact"],
+                       help="instance norm statistics of the whole image: from a copy scaled to --tile-stats-size "
+                            "(one small pass), or exact at full resolution (one tile pass per norm layer: slow)")
+    tiles.add_argument("--tile-stats-size", type=int, default=1024,
+                       help="long side of the copy the statistics come from (images up to it: exact statistics)")
     parser.add_argument("--suffix", default="", help="appended to each output file name before the extension")
     add_overwrite(parser)
     parser.add_argument("--allow-input-dir", action="store_true", help="allow --output to be a folder holding inputs (inputs are still never overwritten)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from gan_translate.data.io import load_image, save_image
+def _translator(args: argparse.Namespace) -> Translator:
     from gan_translate.inference import load_translator
 
+    return load_translator(args.checkpoint, direction=args.direction, device=args.device, precision=args.precision,
+                           compile=args.compile, tile=args.tile, tile_overlap=args.tile_overlap,
+                           tile_stats_size=args.tile_stats_size, tile_stats=args.tile_stats)
+
+
+def _video_output(source: Path, output: Path, overwrite: bool) -> Path:
+    """``--output`` for a video: a video file name, or a folder (the result keeps the input's name)."""
+    from gan_translate.video import VIDEO_SUFFIXES, is_video
+
+    target = output if is_video(output) else output / source.name
+    if output.suffix and not is_video(output) and not output.is_dir():
+        raise UserError(f"--output {output}: a translated video needs a video file name ({', '.join(VIDEO_SUFFIXES)}) "
+                        "or a folder")
+    if target.resolve() == source.resolve():
+        raise UserError(f"refusing to overwrite the input video {source}; choose another --output")
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; pass --overwrite to replace it")
+    return target
+
+
+def _run_video(args: argparse.Namespace, source: Path) -> int:
+    from gan_translate.video import require_pyav, translate_video
+
+    require_pyav()  # before the checkpoint is read: the missing extra is the first thing to hear about
+    if not source.is_file():
+        raise UserError(f"input not found: {source}")
+    target = _video_output(source, Path(args.output), args.overwrite)
+    translator = _translator(args)
+    started = time.perf_counter()
+    with tqdm(desc=f"translate {source.name}", unit="frame", disable=None) as progress:
+        summary = translate_video(translator, source, target, batch_size=args.batch_size, on_frame=lambda: progress.update(1))
+    print(f"translated {summary.frames} frames ({summary.width}x{summary.height}, {float(summary.frame_rate):.3g} fps, "
+          f"audio {summary.audio}; {translator.model_name}, {args.direction}, {translator.checkpoint_path}) into {target} "
+          f"in {time.perf_counter() - started:.1f} s on {translator.device}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan_translate.data.io import load_image, save_image
+    from gan_translate.video import is_video
+
+    if len(args.input) == 1 and is_video(args.input[0]):
+        return _run_video(args, Path(args.input[0]))
     inputs = collect_inputs(args.input, exclude=args.output)
     outputs, output_dir, named_file = checked_outputs(inputs, args)
-    translator = load_translator(args.checkpoint, direction=args.direction, device=args.device,
-                                 precision=args.precision, compile=args.compile)
+    translator = _translator(args)
 
     failures: list[tuple[Path, str]] = []
     started = time.perf_counter()
@@ -68,5 +126,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}, "
         f"{translator.checkpoint_path}) into {where} in {elapsed:.1f} s on {translator.device}"
+        + (f"; images over {translator.tile.size} px in tiles" if translator.tile else "")
     )
     return report_failures(failures)

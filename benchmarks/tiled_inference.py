@@ -1,0 +1,102 @@
+"""Full-resolution translation on a CPU: peak memory and time, whole image against tiles (ResNet-9, 3 -> 3).
+
+    python benchmarks/tiled_inference.py                                   # 4000x3000 whole + tiled, 8000x6000 tiled
+    python benchmarks/tiled_inference.py --cases tiled:8000x6000 --json benchmarks/results-cpu-tiled.json
+    python benchmarks/tiled_inference.py --cases whole:400x300,tiled:400x300 --tile 128     # a quick look
+
+Each case runs in a fresh process (so one case's allocator caches do not count in the next) that builds a ResNet-9
+generator (random weights: the cost is the same as a trained one's) and a smooth random photo of the size, then
+translates it once through :class:`gan_translate.inference.Translator`, whole or with ``--tile`` / ``--tile-overlap``
+(the ``translate --tile`` path: statistics pass at ``--tile-stats-size``, then the tiles). Reported: seconds of the
+translation, and the process's peak resident memory (``ru_maxrss``: everything, the interpreter, torch, the
+model, the image and its result included) and that peak minus the memory before the translation started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CASES = "whole:4000x3000,tiled:4000x3000,tiled:8000x6000"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_case(mode: str, width: int, height: int, tile: int, overlap: int, stats_size: int) -> dict[str, Any]:
+    """One translation in this process; its time and memory."""
+    import numpy as np
+    import torch
+
+    from gan_translate.inference import Translator
+    from gan_translate.nn.resnet import ResnetGenerator
+    from gan_translate.tiling import TileOptions
+
+    torch.manual_seed(0)
+    network = ResnetGenerator(n_blocks=9).eval()
+    low = torch.rand(1, 3, height // 100 + 2, width // 100 + 2, generator=torch.Generator().manual_seed(0))
+    photo = torch.nn.functional.interpolate(low, size=(height, width), mode="bilinear")[0].mul(255).byte()
+    photo = np.ascontiguousarray(photo.permute(1, 2, 0).numpy())
+    del low
+    options = TileOptions(size=tile, overlap=overlap, stats_size=stats_size) if mode == "tiled" else None
+    translator = Translator(network=network, device=torch.device("cpu"), size_multiple=4, in_channels=3,
+                            model_name="resnet_9blocks", direction="AtoB", min_size=8, tile=options)
+    before = _rss_mb()
+    start = time.perf_counter()
+    result = translator(photo)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert result.shape == photo.shape
+    return {"mode": mode, "size": f"{width}x{height}", "seconds": seconds, "peak_rss_mb": peak,
+            "peak_over_start_mb": peak - before, "tile": tile if options else None, "overlap": overlap if options else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=DEFAULT_CASES, help="mode:WIDTHxHEIGHT, comma-separated (mode: whole, tiled)")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile-overlap", type=int, default=64)
+    parser.add_argument("--tile-stats-size", type=int, default=1024)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        mode, size = args.worker.split(":")
+        width, height = (int(v) for v in size.split("x"))
+        print(json.dumps(run_case(mode, width, height, args.tile, args.tile_overlap, args.tile_stats_size)))
+        return 0
+    import torch
+
+    report: dict[str, Any] = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                                          "torch": torch.__version__}, "date": time.strftime("%Y-%m-%d %H:%M"), "results": []}
+    for case in args.cases.split(","):
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", case, "--tile", str(args.tile),
+                   "--tile-overlap", str(args.tile_overlap), "--tile-stats-size", str(args.tile_stats_size)]
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+        if done.returncode != 0:
+            row = {"case": case, "error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]}
+        else:
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+        report["results"].append(row)
+        print(json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

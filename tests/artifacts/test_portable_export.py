@@ -1,0 +1,217 @@
+"""`export --format onnx|torchscript`: the files run without gan-translate (a subprocess that cannot import it) and
+give translate's result to 1e-4 at odd and exact sizes, batch 2, for a CycleGAN ResNet, a Pix2Pix U-Net and CUT's
+antialiased ResNet; the format / direction / overwrite / missing-extra mistakes are one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from gan_translate import load_translator
+from gan_translate.artifacts import export_model
+from gan_translate.artifacts.portable import ONNX_EXTRA_HINT, TORCHSCRIPT_METADATA_FILE
+from gan_translate.cli import main
+from gan_translate.models import CUT, CycleGAN, Pix2Pix
+
+pytest.importorskip("onnxruntime", reason="the onnx extra (in dev) runs the exported graphs")
+
+SMALL = {"ngf": 8, "ndf": 8}
+MODELS: dict[str, tuple[type, dict[str, Any]]] = {
+    "cyclegan": (CycleGAN, {**SMALL, "generator": "resnet", "generator_args": {"n_blocks": 1}}),
+    "pix2pix": (Pix2Pix, {**SMALL, "generator": "unet", "generator_args": {"num_downs": 5}}),
+    "cut": (CUT, {**SMALL, "generator": "resnet", "generator_args": {"n_blocks": 1, "antialias": True},
+                  "num_patches": 16, "nce_mlp_channels": 16}),
+}
+# (file, model, direction given on the command line or None, the direction the file holds)
+EXPORTS = [
+    ("cyclegan_ab.onnx", "cyclegan", "AtoB", "AtoB"),
+    ("pix2pix.onnx", "pix2pix", None, "AtoB"),
+    ("cut.onnx", "cut", None, "AtoB"),
+    ("cyclegan_ba.pt", "cyclegan", "BtoA", "BtoA"),
+    ("pix2pix.torchscript", "pix2pix", None, "AtoB"),
+    ("cut.pt", "cut", "AtoB", "AtoB"),
+]
+# Batch 2 at an odd size (padded inside the file: 37 -> 40 for the ResNets, 64 for the U-Net) and at exact multiples.
+SIZES = [(37, 45), (64, 96)]
+
+# Loads every file with onnxruntime / torch.jit.load in a fresh interpreter where gan_translate cannot be imported.
+RUNNER = textwrap.dedent('''
+    import importlib.abc, json, sys
+    class NoGanTranslate(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "gan_translate":
+                raise ImportError("gan_translate is blocked in this process")
+    sys.meta_path.insert(0, NoGanTranslate())
+    try:
+        import gan_translate
+        raise SystemExit("the blocker let gan_translate in")
+    except ImportError:
+        pass
+    import numpy as np, onnxruntime, torch
+    job = json.load(open(sys.argv[1]))
+    inputs = np.load(job["inputs"])
+    outputs = {}
+    for name in job["files"]:
+        if name.endswith(".onnx"):
+            session = onnxruntime.InferenceSession(name, providers=["CPUExecutionProvider"])
+            run = lambda x: session.run(["translated"], {"image": x})[0]
+        else:
+            program = torch.jit.load(name)
+            run = lambda x: program(torch.from_numpy(x)).numpy()
+        for key in inputs.files:
+            outputs[f"{name}|{key}"] = run(inputs[key])
+    np.savez(job["outputs"], **outputs)
+    print(json.dumps(sorted(m for m in sys.modules if m.startswith("gan_translate"))))
+''')
+
+
+def write_checkpoint(path: Path, model: str) -> Path:
+    """A tiny untrained model's checkpoint as `fit` writes it, its generator weights spread out so that the outputs
+    use the range (at the default 0.02 init a U-Net's outputs all sit near 0 and any file would look right)."""
+    cls, hparams = MODELS[model]
+    torch.manual_seed(0)
+    instance = cls(**hparams)
+    with torch.no_grad():
+        for name, parameter in instance.named_parameters():
+            if name.startswith("generator") and parameter.dim() == 4:
+                parameter.normal_(0.0, 0.5 / parameter[0].numel() ** 0.5)
+        for name, buffer in instance.named_buffers():  # batch norm's running statistics matter in eval mode
+            if name.startswith("generator") and name.endswith(("running_mean", "running_var")):
+                buffer.uniform_(0.5, 1.5) if name.endswith("var") else buffer.normal_(0, 0.2)
+    torch.save({"state_dict": instance.state_dict(), "hyper_parameters": dict(instance.hparams),
+                "gan_translate": {"model": model, "version": "test"}, "epoch": 0, "global_step": 0}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every file of EXPORTS, written through the command line, and what the standalone runner made of them."""
+    folder = tmp_path_factory.mktemp("portable")
+    checkpoints = {model: write_checkpoint(folder / f"{model}.ckpt", model) for model in MODELS}
+    for name, model, direction, _ in EXPORTS:
+        flags = [] if direction is None else ["--direction", direction]
+        assert main(["export", "--checkpoint", str(checkpoints[model]), "--output", str(folder / name), *flags]) == 0
+    rng = np.random.default_rng(0)
+    inputs = {f"{h}x{w}": rng.uniform(-1, 1, (2, 3, h, w)).astype(np.float32) for h, w in SIZES}
+    np.savez(folder / "inputs.npz", **inputs)
+    job = {"files": [name for name, *_ in EXPORTS], "inputs": str(folder / "inputs.npz"), "outputs": str(folder / "outputs.npz")}
+    (folder / "job.json").write_text(json.dumps(job))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    done = subprocess.run([sys.executable, "-I", "-c", RUNNER, str(folder / "job.json")], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"folder": folder, "checkpoints": checkpoints, "inputs": inputs, "outputs": dict(np.load(folder / "outputs.npz")),
+            "imported": json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def test_the_files_ran_in_a_process_without_gan_translate(exported: dict[str, Any]) -> None:
+    # the runner refuses any gan_translate import (and checks that its blocker works): every file ran without it
+    assert exported["imported"] == []
+    assert set(exported["outputs"]) == {f"{name}|{h}x{w}" for name, *_ in EXPORTS for h, w in SIZES}
+
+
+@pytest.mark.parametrize(("name", "model", "direction"), [(n, m, d) for n, m, _, d in EXPORTS])
+def test_the_file_gives_translates_result_at_two_sizes(exported: dict[str, Any], name: str, model: str, direction: str) -> None:
+    translator = load_translator(exported["checkpoints"][model], direction, device="cpu")
+    for key, batch in exported["inputs"].items():
+        reference = translator.translate_batch(torch.from_numpy(batch)).numpy()
+        assert reference.std() > 0.05, "a flat reference would let a wrong file pass"
+        result = exported["outputs"][f"{name}|{key}"]
+        assert result.shape == batch.shape and result.dtype == np.float32
+        assert np.abs(result - reference).max() < 1e-4, (name, key)
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load.*deprecated:FutureWarning")  # still the way to load one
+def test_the_files_record_size_multiple_and_provenance(exported: dict[str, Any]) -> None:
+    import onnx
+
+    folder = exported["folder"]
+    graph = onnx.load(folder / "pix2pix.onnx")
+    props = {p.key: p.value for p in graph.metadata_props}
+    assert (props["size_multiple"], props["min_side"], props["model"], props["direction"]) == ("32", "32", "pix2pix", "AtoB")
+    assert [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == ["batch", 3, "height", "width"]
+    assert graph.opset_import[0].version == 18
+    extra = {TORCHSCRIPT_METADATA_FILE: ""}
+    torch.jit.load(str(folder / "cyclegan_ba.pt"), _extra_files=extra)
+    meta = json.loads(extra[TORCHSCRIPT_METADATA_FILE])
+    assert (meta["size_multiple"], meta["min_side"], meta["direction"], meta["format"]) == ("4", "8", "BtoA", "torchscript")
+    assert json.loads(meta["hyper_parameters"])["generator_args"] == {"n_blocks": 1}
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_format_direction_and_overwrite_mistakes_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = write_checkpoint(tmp_path / "c.ckpt", "cyclegan")
+    base = ["export", "--checkpoint", str(ckpt), "--output"]
+    assert "model.bin: .bin names no export format" in _error(capsys, [*base, str(tmp_path / "model.bin")])
+    assert "--format onnx does not match --output" in _error(capsys, [*base, str(tmp_path / "g.pt"), "--format", "onnx"])
+    assert "--direction both is only for .safetensors" in _error(capsys, [*base, str(tmp_path / "g.onnx"), "--direction", "both"])
+    assert "has 2 generators and a TorchScript file holds one: pass --direction AtoB or BtoA" in _error(
+        capsys, [*base, str(tmp_path / "g.pt")])
+    # never overwritten without --overwrite; replaced (atomically: no temp file left beside it) with it
+    target = tmp_path / "g.pt"
+    target.write_bytes(b"keep me")
+    assert "already exists; pass --overwrite" in _error(capsys, [*base, str(target), "--direction", "AtoB", "--format", "torchscript"])
+    assert target.read_bytes() == b"keep me"
+    assert main([*base, str(target), "--direction", "AtoB", "--overwrite"]) == 0
+    assert "(TorchScript, " in capsys.readouterr().out and target.read_bytes()[:2] == b"PK"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ckpt", "g.pt"]
+
+
+def test_without_the_onnx_extra_onnx_export_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt = write_checkpoint(tmp_path / "c.ckpt", "cut")
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # `import onnxscript` now raises ImportError
+    line = _error(capsys, ["export", "--checkpoint", str(ckpt), "--output", str(tmp_path / "g.onnx")])
+    assert line == f"error: {ONNX_EXTRA_HINT}"
+    assert not (tmp_path / "g.onnx").exists()
+    # the other formats do not need it
+    assert export_model(ckpt, tmp_path / "g.pt").directions == ["AtoB"]
+
+
+def test_every_export_goes_through_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gan_translate.artifacts.export as export_module
+
+    written: list[Path] = []
+    real = export_module.atomic_write
+
+    def recording(path: Path, *args: Any, **kwargs: Any) -> Any:
+        written.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(export_module, "atomic_write", recording)
+    ckpt = write_checkpoint(tmp_path / "c.ckpt", "pix2pix")
+    for name in ("g.pt", "g.safetensors"):
+        export_model(ckpt, tmp_path / name)
+    assert written == [tmp_path / "g.pt", tmp_path / "g.safetensors"]
+
+
+def test_a_network_onnx_cannot_export_for_every_size_is_one_line() -> None:
+    from gan_translate.artifacts.portable import PortableGenerator, onnx_bytes
+    from gan_translate.errors import UserError
+
+    class OneSize(torch.nn.Module):
+        """Adds a fixed 2x3x8x12 tensor: only that input shape broadcasts, so no axis can stay dynamic."""
+
+        size_multiple = 4
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.ones(2, 3, 8, 12)
+
+    with pytest.raises(UserError, match=r"^torch\.onnx cannot export this OneSize for any image size \(Constraints violated"):
+        onnx_bytes(PortableGenerator(OneSize(), 4, 8, 3, 3))
