@@ -91,7 +91,7 @@ def translate_video(
         writer = av.open(handle, mode="w", format=_CONTAINERS[suffix])
         try:
             audio_out, audio = _audio_stream(av, writer, audio_in)
-            summary = _transcode(translator, reader, writer, video_in, audio_in, audio_out, codec, rate, batch_size, on_frame)
+            summary = _transcode(av, translator, reader, writer, video_in, audio_in, audio_out, codec, rate, batch_size, on_frame)
             summary.audio = audio
         finally:
             writer.close()
@@ -108,10 +108,9 @@ def _audio_stream(av: Any, writer: Any, audio_in: Any) -> tuple[Any, str]:
 
 
 def _transcode(
-    translator: Translator, reader: Any, writer: Any, video_in: Any, audio_in: Any, audio_out: Any, codec: str,
+    av: Any, translator: Translator, reader: Any, writer: Any, video_in: Any, audio_in: Any, audio_out: Any, codec: str,
     rate: Fraction, batch_size: int, on_frame: Callable[[], None] | None,
 ) -> VideoSummary:
-    av = require_pyav()
     width, height = video_in.codec_context.width, video_in.codec_context.height
     video_out = writer.add_stream(codec, rate=rate)
     video_out.width, video_out.height = width, height

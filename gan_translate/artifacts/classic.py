@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as safetensors_bytes
 
-from gan_translate.artifacts.checkpoints import EXPORT_FORMAT, unpickling_error
+from gan_translate.artifacts.checkpoints import unpickling_error
+from gan_translate.artifacts.export import write_generator_file
 from gan_translate.directions import DIRECTIONS
 from gan_translate.errors import CheckpointError, UserError
-from gan_translate.files import atomic_write
 from gan_translate.models import MODELS, GANModule
 from gan_translate.models.pix2pix import INFERENCE_MODES
 from gan_translate.nn.classic_keys import (
@@ -127,16 +126,9 @@ def _hyper_parameters(settings: ClassicImport, network: dict[str, int]) -> dict[
 
 def _write_export(model: GANModule, output: Path, attribute: str, direction: str, source: Path) -> None:
     """The generator ``attribute`` of ``model`` as a ``gan-translate export`` file (same format and metadata)."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k.startswith(f"{attribute}.")}
     hparams = {k: v for k, v in dict(model.hparams).items() if not k.startswith("_")}
-    metadata = {
-        "format": EXPORT_FORMAT,
-        "gan_translate": json.dumps({"model": model.model_name, "version": __version__, "imported_from": source.name}),
-        "hyper_parameters": json.dumps(hparams),
-        "directions": json.dumps({direction: attribute}),
-    }
-    with atomic_write(output, durable=True) as handle:
-        handle.write(safetensors_bytes(tensors, metadata=metadata))
+    info = {"model": model.model_name, "version": __version__, "imported_from": source.name}
+    write_generator_file(model, output, {direction: attribute}, info, json.dumps(hparams))
 
 
 def import_classic(

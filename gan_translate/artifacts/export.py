@@ -30,7 +30,7 @@ from gan_translate.files import atomic_write
 from gan_translate.version import __version__
 
 __all__ = ["EXPORT_DIRECTIONS", "EXPORT_FORMATS", "FORMAT_SUFFIXES", "ExportResult", "export_format", "export_generators",
-           "export_model"]
+           "export_model", "write_generator_file"]
 
 #: What ``--direction`` of an export may be: one direction, or every one the model has (safetensors only).
 EXPORT_DIRECTIONS = (*DIRECTIONS, "both")
@@ -162,15 +162,23 @@ def export_generators(checkpoint_path: str | Path, output: str | Path, direction
     missing = [d for d in wanted if d not in translators]
     if missing:
         raise UserError(f"a {model_name(state)} model has no {missing[0]} generator; valid: {', '.join(translators)}")
-    keep = tuple(f"{translators[d]}." for d in wanted)
+    info = {k: v for k, v in state[CHECKPOINT_KEY].items() if k != "wandb_run_id"}
+    write_generator_file(model, output, {d: translators[d] for d in wanted}, info, _hparams_json(state))
+    return wanted
+
+
+def write_generator_file(
+    model: Any, output: str | Path, directions: dict[str, str], info: dict[str, Any], hparams_json: str,
+) -> None:
+    """The export file itself: the weights of ``directions``' generators (``{direction: attribute}``) of ``model``,
+    with ``info`` (model name, version, ...) and the hyperparameters as metadata, written atomically and durably."""
+    keep = tuple(f"{attribute}." for attribute in directions.values())
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k.startswith(keep)}
-    hparams_json = _hparams_json(state)
     metadata = {
         "format": EXPORT_FORMAT,
-        "gan_translate": json.dumps({k: v for k, v in state[CHECKPOINT_KEY].items() if k != "wandb_run_id"}),
+        "gan_translate": json.dumps(info),
         "hyper_parameters": hparams_json,
-        "directions": json.dumps({d: translators[d] for d in wanted}),
+        "directions": json.dumps(directions),
     }
     with atomic_write(output, durable=True) as handle:
         handle.write(safetensors_bytes(tensors, metadata=metadata))
-    return wanted
