@@ -23,6 +23,7 @@ from gan_translate.artifacts import load_model, resolve_checkpoint_path
 from gan_translate.directions import check_direction, domains
 from gan_translate.errors import UserError
 from gan_translate.images import as_tensor_image, tensor_to_uint8
+from gan_translate.models.base import GANModule
 from gan_translate.tiling import TileOptions, auto_tile_size, tiled_forward
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "pad_to_multiple",
     "prepare_for_inference",
     "resolve_device",
+    "translator_from_model",
 ]
 
 INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -224,12 +226,35 @@ def load_translator(
     ``tile_overlap`` px, norm statistics of the whole image (``tile_stats``: ``downscaled`` to ``tile_stats_size``, or
     ``exact``; :mod:`gan_translate.tiling`).
     """
-    if tile is not None and compile:
+    if tile is not None and compile:  # before the file is read, as every option check
         raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
     check_direction(direction, "--direction")
     autocast_dtype(precision)  # a bad name fails before the checkpoint is read
     path = resolve_checkpoint_path(checkpoint)  # a run folder: its newest checkpoint, named in the summaries
     model = load_model(path, capability="translate", command=command, hint=hint)
+    return translator_from_model(model, direction, device, precision, channels_last, compile, tile, tile_overlap,
+                                 tile_stats_size, tile_stats, checkpoint_path=str(path))
+
+
+def translator_from_model(
+    model: GANModule,
+    direction: str = "AtoB",
+    device: str = "auto",
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    compile: bool = False,  # noqa: A002 - torch's word for it
+    tile: int | str | None = None,
+    tile_overlap: int = 64,
+    tile_stats_size: int = 1024,
+    tile_stats: str = "downscaled",
+    checkpoint_path: str = "",
+) -> Translator:
+    """The :class:`Translator` of ``direction`` of a loaded translation ``model`` (options as :func:`load_translator`);
+    a server builds one per direction from a single read of the file."""
+    if tile is not None and compile:
+        raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
+    check_direction(direction, "--direction")
+    autocast_dtype(precision)
     network = model.inference_network(direction)
     target = resolve_device(device)
     network, channels_last = prepare_for_inference(network, target, channels_last)
@@ -253,7 +278,7 @@ def load_translator(
         hparams=hparams,
         precision=precision,
         channels_last=channels_last,
-        checkpoint_path=str(path),
+        checkpoint_path=checkpoint_path,
     )
 
 

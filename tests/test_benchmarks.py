@@ -85,3 +85,19 @@ def test_onnx_benchmark_times_both_runtimes_and_checks_parity(tmp_path: Path) ->
         assert len(row["runs"]["torch"]) == len(row["runs"]["onnxruntime"]) == 2
         assert row["torch_s_per_image"] > 0 and row["onnxruntime_s_per_image"] > 0
         assert row["max_abs_difference"] < 1e-4, row
+
+
+def test_serve_load_answers_every_request_correctly_with_and_without_batching(tmp_path: Path) -> None:
+    """The load test, bounded: 48 requests from 8 clients per mode against a real server; every answer checked."""
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+    import serve_load
+
+    out = tmp_path / "serve.json"
+    assert serve_load.main(["--requests", "48", "--clients", "8", "--size", "32", "--ngf", "8", "--blocks", "1",
+                            "--json", str(out)]) == 0
+    rows = {row["mode"]: row for row in json.loads(out.read_text())["results"]}
+    assert set(rows) == {"batched", "unbatched"}
+    for row in rows.values():
+        assert row["answered"] == row["requests"] == 48 and row["errors"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"] and row["throughput_rps"] > 0
+    assert rows["batched"]["mean_batch_size"] > 1 and rows["unbatched"]["mean_batch_size"] == 1

@@ -20,6 +20,7 @@ from gan_translate.artifacts.checkpoints import (
     model_name,
     newest_checkpoint,
     resolve_checkpoint_path,
+    training_image_size,
 )
 from gan_translate.artifacts.export import (
     EXPORT_DIRECTIONS,
@@ -51,4 +52,5 @@ __all__ = [
     "model_name",
     "newest_checkpoint",
     "resolve_checkpoint_path",
+    "training_image_size",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "model_name",
     "newest_checkpoint",
     "resolve_checkpoint_path",
+    "training_image_size",
     "unpickling_error",
 ]
 
@@ -152,3 +153,15 @@ def load_exported(path: Path) -> dict[str, Any]:
 def model_name(checkpoint: dict[str, Any]) -> str:
     """The registry name of the model a checkpoint holds (``cyclegan``, ``pix2pix``, ``dcgan``, ...)."""
     return str(checkpoint[CHECKPOINT_KEY].get("model", ""))
+
+
+def training_image_size(checkpoint: dict[str, Any]) -> int | None:
+    """The side (px) of the images the model was trained on, when the file says: the datamodule's crop / image
+    size of a ``fit`` checkpoint (``transform.crop_size``; flat ``crop_size`` in 0.1 files), or a generator's
+    ``resolution``; None for files that do not record it (exports)."""
+    data = checkpoint.get("datamodule_hyper_parameters")
+    data = data if isinstance(data, dict) else {}
+    transform = data.get("transform") if isinstance(data.get("transform"), dict) else {}
+    candidates = (transform.get("crop_size"), data.get("crop_size"), data.get("image_size"),
+                  (checkpoint.get("hyper_parameters") or {}).get("resolution"))
+    return next((value for value in candidates if isinstance(value, int) and value > 0), None)

@@ -19,6 +19,7 @@ COMMAND_MODULES: dict[str, str] = {
     "visualize": "gan_translate.commands.visualize",
     "evaluate": "gan_translate.commands.evaluate",
     "import-classic": "gan_translate.commands.import_classic",
+    "serve": "gan_translate.commands.serve",
 }
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "add_device",
     "add_direction",
     "add_overwrite",
+    "add_tile_options",
     "add_vgg_options",
     "add_wandb_options",
     "start_wandb_for",
@@ -58,6 +59,20 @@ def add_direction(
 def add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "existing files in the output folder") -> None:
     """``--overwrite``: without it, nothing a command wrote earlier is replaced."""
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def add_tile_options(parser: argparse.ArgumentParser) -> None:
+    """``--tile`` and its settings: large images translated tile by tile (:mod:`gan_translate.tiling`)."""
+    tiles = parser.add_argument_group("full resolution (docs/full_resolution.md)")
+    tiles.add_argument("--tile", default=None,
+                       help="translate images larger than N px a side in N px tiles (bounded memory, no seams); "
+                            "auto: the largest tile half the free device memory holds")
+    tiles.add_argument("--tile-overlap", type=int, default=64, help="overlap of neighbouring tiles (px), blended smoothly")
+    tiles.add_argument("--tile-stats", default="downscaled", choices=["downscaled", "exact"],
+                       help="instance norm statistics of the whole image: from a copy scaled to --tile-stats-size "
+                            "(one small pass), or exact at full resolution (one tile pass per norm layer: slow)")
+    tiles.add_argument("--tile-stats-size", type=int, default=1024,
+                       help="long side of the copy the statistics come from (images up to it: exact statistics)")
 
 
 def add_vgg_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, pooling: str = "avg") -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures
-from gan_translate.commands.options import add_checkpoint, add_device, add_direction, add_overwrite
+from gan_translate.commands.options import add_checkpoint, add_device, add_direction, add_overwrite, add_tile_options
 from gan_translate.errors import DataError, UserError
 
 if TYPE_CHECKING:
@@ -39,16 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "outputs within a few levels of fp32 (benchmarks/RESULTS.md)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the generator: faster on long runs; each new image size compiles first")
-    tiles = parser.add_argument_group("full resolution (docs/full_resolution.md)")
-    tiles.add_argument("--tile", default=None,
-                       help="translate images larger than N px a side in N px tiles (bounded memory, no seams); "
-                            "auto: the largest tile half the free device memory holds")
-    tiles.add_argument("--tile-overlap", type=int, default=64, help="overlap of neighbouring tiles (px), blended smoothly")
-    tiles.add_argument("--tile-stats", default="downscaled", choices=["downscaled", "exact"],
-                       help="instance norm statistics of the whole image: from a copy scaled to --tile-stats-size "
-                            "(one small pass), or exact at full resolution (one tile pass per norm layer: slow)")
-    tiles.add_argument("--tile-stats-size", type=int, default=1024,
-                       help="long side of the copy the statistics come from (images up to it: exact statistics)")
+    add_tile_options(parser)
     parser.add_argument("--suffix", default="", help="appended to each output file name before the extension")
     add_overwrite(parser)
     parser.add_argument("--allow-input-dir", action="store_true", help="allow --output to be a folder holding inputs (inputs are still never overwritten)")

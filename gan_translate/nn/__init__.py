@@ -3,7 +3,9 @@
 The builders check every keyword against the network they build (an unexpected or contradicting
 one is a :class:`~gan_translate.errors.UserError`, never silently ignored) and initialise the
 weights the classic way (``init_weights``, normal 0.02 unless ``init_type`` / ``init_gain`` say
-otherwise). This package imports only torch, so checkpoints and tools can use it without Lightning.
+otherwise), except for networks whose class sets ``classic_init = False`` (StyleGAN2: equalised
+learning rate is defined by its own N(0, 1) init, so they keep it and refuse ``init_type`` / ``init_gain``).
+This package imports only torch, so checkpoints and tools can use it without Lightning.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from gan_translate.nn.dcgan import DCGAN_IMAGE_SIZES, DCGANDiscriminator, DCGANG
 from gan_translate.nn.layers import INITS, NORMS, init_weights, norm_layer, uses_bias
 from gan_translate.nn.patchgan import PatchDiscriminator, PixelDiscriminator
 from gan_translate.nn.resnet import PADDINGS, ResnetGenerator
+from gan_translate.nn.stylegan2 import (
+    STYLEGAN2_RESOLUTIONS,
+    MappingNetwork,
+    StyleGAN2Discriminator,
+    StyleGAN2Generator,
+    SynthesisNetwork,
+)
 from gan_translate.nn.unet import UnetGenerator
 from gan_translate.registry import Registry
 
@@ -34,6 +43,11 @@ __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "DCGAN_IMAGE_SIZES",
+    "StyleGAN2Generator",
+    "StyleGAN2Discriminator",
+    "MappingNetwork",
+    "SynthesisNetwork",
+    "STYLEGAN2_RESOLUTIONS",
     "NORMS",
     "INITS",
     "PADDINGS",
@@ -76,24 +90,32 @@ GENERATORS.register("unet")(UnetGenerator)
 GENERATORS.register("unet_256")(_fixed(UnetGenerator, "generator", "unet_256", "unet", num_downs=8))
 GENERATORS.register("unet_128")(_fixed(UnetGenerator, "generator", "unet_128", "unet", num_downs=7))
 GENERATORS.register("dcgan")(DCGANGenerator)
+GENERATORS.register("stylegan2")(StyleGAN2Generator)
 
 DISCRIMINATORS.register("patchgan")(PatchDiscriminator)
 DISCRIMINATORS.register("basic")(_fixed(PatchDiscriminator, "discriminator", "basic", "patchgan", n_layers=3))
 DISCRIMINATORS.register("pixel")(PixelDiscriminator)
 DISCRIMINATORS.register("dcgan")(DCGANDiscriminator)
+DISCRIMINATORS.register("stylegan2")(StyleGAN2Discriminator)
 
 
 def _build(registry: Registry[Builder], name: str, kwargs: dict[str, Any]) -> nn.Module:
-    init_type = kwargs.pop("init_type", "normal")
-    init_gain = kwargs.pop("init_gain", 0.02)
     builder = registry.get(name)  # unknown name -> UserError listing the valid ones
+    # A network with its own init (StyleGAN2's equalised learning rate needs N(0, 1) weights) keeps it:
+    # the classic options would silently break it, so they are unexpected arguments there.
+    classic_init = getattr(builder, "classic_init", True)
+    init_options = ["init_type", "init_gain"] if classic_init else []
+    init_type = kwargs.pop("init_type", "normal") if classic_init else "normal"
+    init_gain = kwargs.pop("init_gain", 0.02) if classic_init else 0.02
     accepted = [p for p in inspect.signature(builder).parameters if p != "self"]
     unexpected = sorted(set(kwargs) - set(accepted))
     if unexpected:
         raise UserError(
             f"{registry.kind} {name!r} got unexpected argument(s) {', '.join(unexpected)}; "
-            f"it accepts: {', '.join(accepted + ['init_type', 'init_gain'])}"
+            f"it accepts: {', '.join(accepted + init_options)}"
         )
+    if not classic_init:
+        return builder(**kwargs)
     INITS.get(init_type)  # check before building a possibly large network
     return init_weights(builder(**kwargs), init_type, init_gain)
 

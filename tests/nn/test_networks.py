@@ -42,9 +42,9 @@ def count(net: nn.Module, kind: type[nn.Module]) -> int:
 
 def test_registered_names() -> None:
     assert GENERATORS.names() == sorted(
-        ["resnet", "resnet_9blocks", "resnet_6blocks", "unet", "unet_256", "unet_128", "dcgan"]
+        ["resnet", "resnet_9blocks", "resnet_6blocks", "unet", "unet_256", "unet_128", "dcgan", "stylegan2"]
     )
-    assert DISCRIMINATORS.names() == sorted(["patchgan", "basic", "pixel", "dcgan"])
+    assert DISCRIMINATORS.names() == sorted(["patchgan", "basic", "pixel", "dcgan", "stylegan2"])
 
 
 def test_importing_networks_does_not_import_lightning() -> None:
@@ -215,12 +215,14 @@ GEN_CASES: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     "unet_256": ({"ngf": 2}, (2, 3, 256, 256)),
     "unet_128": ({"ngf": 2, "norm": "none"}, (1, 3, 128, 128)),
     "dcgan": ({"ngf": 4, "latent_dim": 8, "image_size": 32}, (3, 8)),
+    "stylegan2": ({"resolution": 32, "z_dim": 8, "w_dim": 8, "channel_base": 128, "channel_max": 8}, (2, 8)),
 }
 DISC_CASES: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     "patchgan": ({"ndf": 4, "n_layers": 2}, (2, 3, 32, 32)),
     "basic": ({"ndf": 4, "in_channels": 6}, (2, 6, 64, 64)),
     "pixel": ({"ndf": 4, "norm": "batch"}, (2, 3, 16, 16)),
     "dcgan": ({"ndf": 4, "image_size": 32, "norm": "instance"}, (2, 3, 32, 32)),
+    "stylegan2": ({"resolution": 32, "channel_base": 128, "channel_max": 8}, (3, 3, 32, 32)),
 }
 
 
