@@ -11,7 +11,7 @@ file beside it and renamed when complete, so an interrupted run never leaves a t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +23,7 @@ from gan_translate.errors import DataError, UserError
 from gan_translate.files import atomic_write
 from gan_translate.inference import Translator
 
-__all__ = ["VIDEO_SUFFIXES", "VideoSummary", "is_video", "require_pyav", "translate_video"]
+__all__ = ["VIDEO_SUFFIXES", "VideoSummary", "is_video", "require_pyav", "translate_video", "write_animation"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
@@ -146,3 +146,50 @@ def _transcode(
             on_frame()
     writer.mux(video_out.encode(None))  # flush the encoder's delayed frames
     return VideoSummary(frames=written, width=width, height=height, frame_rate=Fraction(rate), audio="")
+
+
+def write_animation(frames: Iterable[np.ndarray], output: str | os.PathLike[str], fps: float = 15.0,
+                    on_frame: Callable[[], None] | None = None) -> int:
+    """uint8 HxWx3 frames of one size -> a looping ``.gif`` (Pillow) or a video (``.mp4`` ... through PyAV, the
+    ``video`` extra), written atomically; returns the number of frames."""
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix == ".gif":
+        from PIL import Image
+
+        pictures = []
+        for frame in frames:
+            pictures.append(Image.fromarray(frame))
+            if on_frame is not None:
+                on_frame()
+        if not pictures:
+            raise UserError("an animation needs at least one frame")
+        with atomic_write(output) as handle:  # disposal 1, no optimisation: every frame is a whole picture
+            pictures[0].save(handle, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
+                             duration=round(1000 / fps), disposal=1, optimize=False)
+        return len(pictures)
+    if suffix not in _CONTAINERS:
+        raise UserError(f"{output}: an animation is a .gif or a video ({', '.join(VIDEO_SUFFIXES)})")
+    av = require_pyav()
+    codec = _encoder(av, suffix)
+    written = 0
+    with atomic_write(output) as handle:
+        writer = av.open(handle, mode="w", format=_CONTAINERS[suffix])
+        try:
+            stream = None
+            for frame in frames:
+                if stream is None:
+                    stream = writer.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+                    stream.height, stream.width = frame.shape[:2]
+                    even = frame.shape[0] % 2 == 0 and frame.shape[1] % 2 == 0
+                    stream.pix_fmt = "yuv420p" if even or codec == "mpeg4" else "yuv444p"
+                writer.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+                written += 1
+                if on_frame is not None:
+                    on_frame()
+            if stream is None:
+                raise UserError("an animation needs at least one frame")
+            writer.mux(stream.encode(None))
+        finally:
+            writer.close()
+    return written

@@ -74,6 +74,29 @@ def tiny_dcgan_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: in
     ]
 
 
+def tiny_stylegan2_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: int = 2) -> list[str]:
+    """The StyleGAN2 quickstart shrunk to seconds: 32 px, 16 channels at most, 16-d z and w, a 2-layer mapping,
+    4 fixed samples, batches of 4, ADA adjusting every 2 batches fast enough to move p.
+
+    ``data_root`` is a folder of images (e.g. the synthetic set's ``trainB``).
+    """
+    return [
+        *_tiny_run("stylegan2", run_dir, epochs, batches, filters=False),
+        "--data.root", str(data_root),
+        "--data.image_size", "32",
+        "--data.batch_size", "4",
+        "--model.resolution", "32",
+        "--model.z_dim", "16",
+        "--model.w_dim", "16",
+        "--model.mapping_layers", "2",
+        "--model.channel_base", "256",
+        "--model.channel_max", "16",
+        "--model.num_fixed_samples", "4",
+        "--model.ada_interval", "2",
+        "--model.ada_kimg", "0.1",
+    ]
+
+
 def tiny_adain_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
     """The AdaIN quickstart shrunk to seconds: the synthetic trainA as content, trainB as styles, 32 px crops,
     batches of 2, the seeded random VGG encoder (its outputs say it is untrained)."""

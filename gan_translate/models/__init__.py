@@ -13,6 +13,7 @@ from gan_translate.models.cyclegan import CycleGAN
 from gan_translate.models.dcgan import DCGAN
 from gan_translate.models.pix2pix import Pix2Pix
 from gan_translate.models.registry import MODELS, models_that, register_model
+from gan_translate.models.stylegan2 import StyleGAN2
 from gan_translate.models.translation import AdversarialTranslationGAN, TranslationGAN
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "CycleGAN",
     "GANModule",
     "Pix2Pix",
+    "StyleGAN2",
     "TranslationGAN",
     "models_that",
     "register_model",

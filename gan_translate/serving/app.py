@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import itertools
 import logging
-import math
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -31,6 +30,7 @@ from starlette.exceptions import HTTPException
 
 from gan_translate.directions import DIRECTIONS
 from gan_translate.errors import UserError
+from gan_translate.generation import decoder_for, grid_picture
 from gan_translate.serving.batching import DynamicBatcher, QueueFull, RequestTimedOut
 from gan_translate.serving.body_limits import BodyLimits
 from gan_translate.serving.catalog import ServedModel
@@ -69,6 +69,7 @@ class GenerateRequest(BaseModel):
     model: str | None = Field(None, description="a sampling model's name (GET /v1/models); optional when only one is loaded")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the latents: the same images as `gan-translate generate --seed`")
     count: int = Field(1, ge=1, description="number of images (at most the server's --max-generate)")
+    truncation: float = Field(1.0, ge=0.0, le=2.0, description="StyleGAN2's truncation psi (1: off; 0.5-0.7: less variety, fewer artefacts)")
     format: OutputFormat = "png"
     layout: Literal["grid", "zip"] = Field("grid", description="several images: one grid picture, or a zip of PNG / JPEG files")
 
@@ -269,13 +270,16 @@ def _add_routes(app: FastAPI, models: dict[str, ServedModel], settings: ServeSet
         served = _pick_model(models, request.model, "sample")
         if request.count > settings.max_generate:
             raise HTTPException(422, f"count must be at most {settings.max_generate} (the server's --max-generate), got {request.count}")
-        images = await batcher.submit(served.generate, next(unbatched), (request.seed, request.count), timeout_s=timeout)
+        decode = decoder_for(served.sampler, batch_size=64, psi=request.truncation)  # a DCGAN refuses psi != 1 here
+        images = await batcher.submit(served.generate, next(unbatched), (request.seed, request.count, decode), timeout_s=timeout)
         headers = {"X-Model": served.name, "X-Seed": str(request.seed), "X-Count": str(request.count)}
         if request.count > 1 and request.layout == "zip":
             body = await run_in_threadpool(_zip_images, images, request.format)
             headers["X-Elapsed-Ms"] = f"{(time.perf_counter() - started) * 1000:.1f}"
             return Response(body, media_type="application/zip", headers=headers)
         picture = images[0] if len(images) == 1 else await run_in_threadpool(_grid, images)
+        if request.truncation != 1.0:
+            headers["X-Truncation"] = f"{request.truncation:g}"
         return await _image_response(picture, request.format, started, headers)
 
 
@@ -305,12 +309,10 @@ def _run_gatys(payloads: list[tuple[Stylizer, np.ndarray, np.ndarray]]) -> list[
 def _grid(images: list[np.ndarray]) -> np.ndarray:
     """Images in a square-ish grid with 2 px white gaps (as ``gan-translate generate --grid``)."""
     import torch
-    from torchvision.utils import make_grid
 
-    from gan_translate.images import tensor_to_uint8, uint8_to_tensor
+    from gan_translate.images import uint8_to_tensor
 
-    batch = torch.stack([uint8_to_tensor(image) for image in images])
-    return tensor_to_uint8(make_grid(batch, nrow=math.isqrt(len(images) - 1) + 1, padding=2, pad_value=1.0))
+    return grid_picture(torch.stack([uint8_to_tensor(image) for image in images]))
 
 
 def _zip_images(images: list[np.ndarray], output_format: str) -> bytes:

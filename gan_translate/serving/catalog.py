@@ -20,6 +20,7 @@ import torch
 
 from gan_translate.artifacts import build_model, load_checkpoint, resolve_checkpoint_path, training_image_size
 from gan_translate.errors import UserError
+from gan_translate.generation import Decoder
 from gan_translate.images import as_tensor_image, tensor_to_uint8
 from gan_translate.inference import Translator, resolve_device, translator_from_model
 from gan_translate.models.base import GANModule
@@ -72,7 +73,8 @@ class ServedModel:
                                 "file": self.source}
         if self.sampler is not None:
             info["resolution"] = int(self.sampler.hparams.get("resolution", 0)) or None
-            info["latent_dim"] = int(self.sampler.hparams.get("latent_dim", 0)) or None
+            hparams = self.sampler.hparams
+            info["latent_dim"] = int(hparams.get("latent_dim") or hparams.get("z_dim") or 0) or None  # DCGAN / StyleGAN2
         return info
 
     # --- network passes (run in the batcher's worker thread) ---------------------------------------
@@ -83,13 +85,14 @@ class ServedModel:
                                                            for _, image in payloads]))
         return [tensor_to_uint8(output) for output in outputs]
 
-    def generate(self, payloads: Sequence[tuple[int, int]]) -> list[list[np.ndarray]]:
-        """``[(seed, count), ...]`` -> each request's images: the same as ``gan-translate generate --seed S --num N``."""
+    def generate(self, payloads: Sequence[tuple[int, int, Decoder]]) -> list[list[np.ndarray]]:
+        """``[(seed, count, decoder), ...]`` -> each request's images: the same as ``gan-translate generate --seed S
+        --num N`` (``decoder``: :func:`~gan_translate.generation.decoder_for` the sampler, with its truncation)."""
         assert self.sampler is not None
         results = []
-        for seed, count in payloads:
+        for seed, count, decode in payloads:
             latents = self.sampler.latents(count, torch.Generator().manual_seed(seed))
-            results.append([tensor_to_uint8(image) for image in self.sampler.decode(latents).float().cpu()])
+            results.append([tensor_to_uint8(image) for image in decode(latents)])
         return results
 
     def stylize_adain(self, payloads: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> list[np.ndarray]:

@@ -61,17 +61,23 @@ def test_model_checkpoint_can_monitor_kid(trained_run: Path) -> None:
     assert kid_states and math.isfinite(float(kid_states[0]["best_model_score"]))
 
 
-def test_callback_scores_dcgan_samples_against_training_images(tmp_path: Path) -> None:
-    """DCGAN has no validation loop: real = training images of the epoch, fake = seeded samples."""
+@pytest.mark.parametrize("name", ["dcgan", "stylegan2"])
+def test_callback_scores_generator_samples_against_training_images(tmp_path: Path, name: str) -> None:
+    """DCGAN and StyleGAN2 have no validation loop: real = training images of the epoch, fake = seeded samples
+    (StyleGAN2's from its EMA generator)."""
     import lightning.pytorch as pl
     from torch.utils.data import DataLoader
 
     from gan_translate.callbacks import DistributionMetrics
-    from gan_translate.models import DCGAN
+    from gan_translate.models import DCGAN, StyleGAN2
 
     images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     loader = DataLoader([{"image": image} for image in images], batch_size=4)
-    model = DCGAN(latent_dim=16, resolution=32, ngf=8, ndf=8, num_fixed_samples=4, make_gif=False)
+    if name == "dcgan":
+        model = DCGAN(latent_dim=16, resolution=32, ngf=8, ndf=8, num_fixed_samples=4, make_gif=False)
+    else:
+        model = StyleGAN2(resolution=32, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16,
+                          num_fixed_samples=4, make_gif=False)
     callback = DistributionMetrics(feature="random-conv", image_size=32, max_images=6)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],

@@ -15,9 +15,9 @@ from PIL import Image
 
 from gan_translate.callbacks.progress_animation import GIF_NAME, fixed_noise_frames
 from gan_translate.cli import main
-from gan_translate.commands.generate import slerp
 from gan_translate.data.datamodules import ImageFolderDataModule
 from gan_translate.errors import DataError, UserError
+from gan_translate.generation import slerp
 from gan_translate.images import match_channels
 from gan_translate.models import DCGAN, MODELS, CycleGAN
 from gan_translate.models.base import CHECKPOINT_KEY
@@ -265,7 +265,7 @@ def test_generate_refuses_a_cyclegan_and_translate_refuses_a_dcgan(
                 CHECKPOINT_KEY: {"model": "cyclegan", "version": "0.1.0"}}, path)
     assert _generate(path, tmp_path / "o", "--num", "2") == 2
     assert _one_line_error(capsys) == (f"error: {path} is a cyclegan checkpoint; `generate` needs a model that generates "
-                                       "images: dcgan (cyclegan translates images: use `gan-translate translate`)")
+                                       "images: dcgan, stylegan2 (cyclegan translates images: use `gan-translate translate`)")
     image = tmp_path / "in.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
     code = main(["translate", "--checkpoint", str(trained_run["last"]), "--input", str(image),

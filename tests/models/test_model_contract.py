@@ -61,6 +61,9 @@ TINY: dict[str, tuple[dict[str, Any], Callable[[Path], pl.LightningDataModule]]]
     "fastcut": ({"generator": "resnet", "generator_args": {"n_blocks": 1, "antialias": True}, "ngf": 4, "ndf": 4,
                  "num_patches": 8, "nce_mlp_channels": 8, "discriminator_args": {"n_layers": 1}}, _unpaired),
     "adain": ({"encoder_weights": "random", "sample_every_n_steps": 0}, _content_and_styles),
+    "stylegan2": ({"resolution": 32, "z_dim": 16, "w_dim": 16, "channel_base": 256, "channel_max": 16,
+                   "mapping_layers": 2, "num_fixed_samples": 4, "make_gif": False, "augment": "ada",
+                   "ada_kimg": 0.1}, _images),
 }
 #: The network a training step must change, for models without translators.
 TRAINED = {"sample": "generator", "stylize": "decoder"}
@@ -187,5 +190,5 @@ def test_a_copy_of_the_template_is_a_working_model(copied_template: type[GANModu
 
 def test_capability_lists_come_from_the_registry() -> None:
     assert models_that("translate") == ["cut", "cyclegan", "fastcut", "pix2pix"]
-    assert models_that("sample") == ["dcgan"]
+    assert models_that("sample") == ["dcgan", "stylegan2"]
     assert models_that("stylize") == ["adain"]

@@ -180,6 +180,8 @@ def test_every_bad_request_is_a_one_line_4xx_and_the_server_keeps_serving(
     ("/v1/generate", {"count": 0}, 422, "count"),
     ("/v1/generate", {"seed": "seven"}, 422, "seed"),
     ("/v1/generate", {"model": "horse2zebra"}, 422, "/v1/translate"),
+    ("/v1/generate", {"truncation": 0.5}, 422, "needs a StyleGAN2 checkpoint"),
+    ("/v1/generate", {"truncation": 5}, 422, "truncation"),
     ("/nowhere", {}, 404, "no such endpoint"),
 ])
 def test_json_endpoints_refuse_bad_fields_in_one_line(client: TestClient, path: str, body: dict, status: int, words: str) -> None:
@@ -224,3 +226,27 @@ def test_serve_refuses_bad_flags_and_missing_checkpoints_in_one_line(tmp_path: P
     save_image(picture(8, 8), tmp_path / "image.png")
     assert main(["serve", "--checkpoint", str(tmp_path / "image.png")]) == 2
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_generate_serves_stylegan2_with_truncation(tmp_path: Path) -> None:
+    import torch
+
+    from gan_translate.models.stylegan2 import StyleGAN2
+    from tests.serving.model_files import save_model
+
+    torch.manual_seed(0)
+    model = StyleGAN2(resolution=32, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16,
+                      num_fixed_samples=4, make_gif=False)
+    models = load_catalog([str(save_model(model, tmp_path / "faces.ckpt"))], device="cpu")
+    with TestClient(create_app(models)) as served:
+        assert served.get("/v1/models").json()["models"][0] == {
+            "name": "faces", "kind": "stylegan2", "capability": "sample", "endpoint": "/v1/generate", "directions": [],
+            "training_size": 32, "file": "faces.ckpt", "resolution": 32, "latent_dim": 16}
+        archive = served.post("/v1/generate", json={"seed": 1, "count": 3, "truncation": 0, "layout": "zip"})
+        assert archive.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
+            images = [bundle.read(name) for name in bundle.namelist()]
+        assert len(images) == 3 and images[0] == images[1] == images[2]  # psi 0: the average image for every seed
+        varied = served.post("/v1/generate", json={"seed": 1, "count": 2, "layout": "zip"})
+        with zipfile.ZipFile(io.BytesIO(varied.content)) as bundle:
+            assert len({bundle.read(name) for name in bundle.namelist()}) == 2

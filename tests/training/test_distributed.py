@@ -1,7 +1,7 @@
 """Multi-process (DDP) training on CPU with gloo: every model, through the real CLI, launched with torchrun.
 
 One ``torchrun --nproc_per_node 2`` launch (``python -m tests.training.test_distributed``, the ``__main__`` block below)
-trains every model of MODELS (CycleGAN, Pix2Pix, DCGAN, CUT, AdaIN) in turn at toy size with ``--trainer.devices 2 --trainer.strategy ddp``:
+trains every model of MODELS (CycleGAN, Pix2Pix, DCGAN, CUT, AdaIN, StyleGAN2) in turn at toy size with ``--trainer.devices 2 --trainer.strategy ddp``:
 plain ``ddp``, which only works because ``GANModule`` turns on ``find_unused_parameters`` (gan_translate/perf.py).
 A subprocess, because Lightning's own launcher for plain ``ddp`` re-runs the current command (pytest) in rank 1.
 A test-only callback writes each rank's final weights and a few random draws to ``rank{r}.pt``.
@@ -37,11 +37,15 @@ from tests.helpers import (
     tiny_cyclegan_args,
     tiny_dcgan_args,
     tiny_pix2pix_args,
+    tiny_stylegan2_args,
 )
 
-MODELS = ("cyclegan", "pix2pix", "dcgan", "cut", "adain")
+MODELS = ("cyclegan", "pix2pix", "dcgan", "cut", "adain", "stylegan2")
 #: Optimiser steps per batch (GANs: the generator and the discriminator; AdaIN: its decoder).
 STEPS_PER_BATCH = {"adain": 1}
+#: Optimiser steps of the 2-batch runs where they are not 2 x STEPS_PER_BATCH (StyleGAN2: its first batch also
+#: takes a path-length and an R1 step).
+TOTAL_STEPS = {"stylegan2": 2 * 2 + 2}
 # Summation order differs (two per-process means averaged vs one mean of four), so the equivalence holds up
 # to float rounding, which Adam's normalisation amplifies for parameters whose gradient is ~0 (a sign flip of
 # the noise moves them by 2 x lr). Measured after 2 batches (lr 2e-4), against the one-process batch-4 run:
@@ -96,6 +100,9 @@ def model_args(model: str, data: Path, run_dir: Path, batch_size: int) -> list[s
         args = tiny_cut_args("cut", data, run_dir, epochs=1, batches=2)
     elif model == "adain":  # a frozen encoder DDP must leave alone, a decoder it syncs
         args = tiny_adain_args(data, run_dir, epochs=1, batches=2)
+    elif model == "stylegan2":  # second-order penalties, an EMA generator, buffers (w_avg, pl_mean, ADA's p) per rank
+        args = [*tiny_stylegan2_args(data / "trainB", run_dir, epochs=1, batches=2), "--model.ada_interval", "1",
+                "--model.augment_p", "0.5"]
     else:
         args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
     return [*args, "--data.batch_size", str(batch_size), "--model.sample_every_n_steps", "1",
@@ -157,7 +164,8 @@ def test_ddp_ranks_end_identical_and_write_once(ddp_runs: Path, model: str) -> N
     # Written once: one checkpoint, one W&B run, one set of sample grids.
     assert len(checkpoints(run_dir, "last*.ckpt")) == 1
     assert len(list(run_dir.rglob("offline-run-*"))) == 1
-    assert load_raw(checkpoints(run_dir, "last*.ckpt")[0])["global_step"] == STEPS_PER_BATCH.get(model, 2) * 2  # 2 batches
+    steps = TOTAL_STEPS.get(model, STEPS_PER_BATCH.get(model, 2) * 2)  # 2 batches
+    assert load_raw(checkpoints(run_dir, "last*.ckpt")[0])["global_step"] == steps
 
 
 @pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
@@ -234,7 +242,9 @@ def test_models_survive_the_pickling_of_spawned_processes(model: str, synthetic_
     from gan_translate.models import MODELS as REGISTRY
 
     kwargs = {"dcgan": {"resolution": 32, "latent_dim": 8, "ngf": 4, "ndf": 4},
-              "adain": {"encoder_weights": "random"}}.get(model, {"ngf": 4, "ndf": 4})
+              "adain": {"encoder_weights": "random"},
+              "stylegan2": {"resolution": 32, "z_dim": 8, "w_dim": 8, "channel_base": 256, "channel_max": 8}}.get(
+                  model, {"ngf": 4, "ndf": 4})
     module = REGISTRY.get(model)(**kwargs)
     pools = [getattr(module, name) for name in ("pool_a", "pool_b") if hasattr(module, name)]
     for pool in pools:

@@ -1,0 +1,170 @@
+"""StyleGAN2 against DCGAN: sample quality after the same CPU time, and training speed in images per second.
+
+    python benchmarks/stylegan2_vs_dcgan.py --kinds quality --minutes 5           # the quickstarts, 5 min each
+    python benchmarks/stylegan2_vs_dcgan.py --kinds speed --sizes 64,256           # images/s of training steps
+    python benchmarks/stylegan2_vs_dcgan.py --json benchmarks/results-cpu-stylegan2.json
+
+``quality``: each model's quickstart config (``configs/{dcgan,stylegan2}/quickstart.yaml``, 32 px) trains through
+``gan-translate fit`` for ``--minutes`` of wall time (``trainer.max_time``) on one shared synthetic set, one model
+after the other; ``gan-translate generate`` then draws ``--samples`` images (seed 0; StyleGAN2: its EMA generator,
+no truncation) and ``gan-translate evaluate`` scores them against the set's ``--samples`` training images with FID
+and KID on the offline ``random-conv`` feature network (scores comparable with each other only).
+
+``speed``: training steps on random images at each size, in this process: StyleGAN2 with the widths of
+``configs/stylegan2/celeba64.yaml`` at 64 px and ``ffhq256.yaml`` at 256 px, DCGAN (64 px only: its largest
+size with the classic widths is 128) with the classic widths; ``--steps`` timed steps after ``--warmup`` steps,
+images/s = batch / median step time. Lazy regularisation makes StyleGAN2's steps uneven (R1 every 16, path
+length every 4), so the mean over the steps is reported beside the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MODELS = ("dcgan", "stylegan2")
+
+
+def _cli(*args: str, threads: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
+    completed = subprocess.run([sys.executable, "-m", "gan_translate", *args], env=env, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"gan-translate {args[0]} failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-3000:]}")
+
+
+def quality(model: str, minutes: float, samples: int, data: Path, work: Path, threads: int) -> dict[str, Any]:
+    """Train ``model``'s quickstart for ``minutes`` on ``data``, then FID / KID of ``samples`` generated images."""
+    run = work / model
+    seconds = round(minutes * 60)
+    started = time.perf_counter()
+    _cli("fit", "--config", str(REPO / "configs" / model / "quickstart.yaml"),
+         "--trainer.max_time", f"00:00:{seconds // 60:02d}:{seconds % 60:02d}", "--trainer.max_epochs", "100000",
+         "--trainer.default_root_dir", str(run), "--trainer.logger.init_args.save_dir", str(run),
+         "--trainer.enable_progress_bar", "false", "--data.root", str(data), "--data.num_workers", "0", threads=threads)
+    trained_s = time.perf_counter() - started
+    _cli("generate", "--checkpoint", str(run), "--num", str(samples), "--seed", "0", "--output", str(run / "eval_samples"),
+         "--device", "cpu", threads=threads)
+    report = run / "eval.json"
+    _cli("evaluate", "--fake", str(run / "eval_samples"), "--real", str(data / "trainB"), "--metrics", "fid,kid",
+         "--feature", "random-conv", "--kid-subset-size", str(min(1000, samples)), "--output", str(report), threads=threads)
+    scores = json.loads(report.read_text())
+    metrics = scores.get("metrics", scores)
+    checkpoint = sorted(run.rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)[-1]
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return {"model": model, "minutes": minutes, "trained_s": round(trained_s, 1), "steps": int(state.get("global_step", 0)),
+            "epochs": int(state.get("epoch", 0)), "samples": samples, "fid": metrics.get("fid"), "kid": metrics.get("kid"),
+            "kid_std": metrics.get("kid_std"), "feature": "random-conv"}
+
+
+def _config_model(name: str) -> dict[str, Any]:
+    import yaml
+
+    return dict(yaml.safe_load((REPO / "configs" / "stylegan2" / name).read_text())["model"]["init_args"])
+
+
+def speed(model_name: str, size: int, batch: int, steps: int, warmup: int) -> dict[str, Any]:
+    """Median and mean seconds of a training step (random images) -> images per second."""
+    import lightning.pytorch as pl
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    from gan_translate.models import DCGAN, StyleGAN2
+
+    class RandomImages(Dataset):
+        def __len__(self) -> int:
+            return (steps + warmup) * batch
+
+        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+            return {"image": torch.rand(3, size, size, generator=torch.Generator().manual_seed(index)) * 2 - 1}
+
+    class StepTimer(pl.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self._start = 0.0
+
+        def on_train_batch_start(self, *args: Any) -> None:
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, *args: Any) -> None:
+            self.times.append(time.perf_counter() - self._start)
+
+    torch.manual_seed(0)
+    if model_name == "stylegan2":
+        settings = _config_model("celeba64.yaml" if size <= 64 else "ffhq256.yaml")
+        settings.update(resolution=size, sample_every_n_steps=0, make_gif=False, num_fixed_samples=4)
+        model: Any = StyleGAN2(**settings)
+    else:
+        model = DCGAN(resolution=size, latent_dim=100, ngf=64, ndf=64, num_fixed_samples=4, make_gif=False,
+                      sample_every_n_steps=0)
+    timer = StepTimer()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=steps + warmup, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
+    trainer.fit(model, DataLoader(RandomImages(), batch_size=batch, num_workers=0))
+    timed = timer.times[warmup:]
+    median, mean = statistics.median(timed), statistics.fmean(timed)
+    return {"model": model_name, "size": size, "batch": batch, "steps": len(timed), "median_s": round(median, 4),
+            "mean_s": round(mean, 4), "images_per_s": round(batch / median, 2), "images_per_s_mean": round(batch / mean, 2),
+            "parameters_g": sum(p.numel() for p in model.generator.parameters()),
+            "parameters_d": sum(p.numel() for p in model.discriminator.parameters())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kinds", default="quality,speed", help="quality, speed or both")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--minutes", type=float, default=5.0, help="quality: training wall time per model")
+    parser.add_argument("--samples", type=int, default=1000, help="quality: generated (and real) images scored")
+    parser.add_argument("--threads", type=int, default=2, help="quality: OMP_NUM_THREADS of the runs")
+    parser.add_argument("--sizes", default="64,256", help="speed: image sizes (DCGAN at 64 and 128 only)")
+    parser.add_argument("--batch", type=int, default=8, help="speed: batch size")
+    parser.add_argument("--steps", type=int, default=16, help="speed: timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="speed: untimed first steps")
+    parser.add_argument("--data", default=None, help="quality: the synthetic set (made here when missing)")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    kinds = set(args.kinds.split(","))
+    models = [m for m in args.models.split(",") if m]
+    report: dict[str, Any] = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+                              "settings": {k: v for k, v in vars(args).items() if k != "json"}}
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        if "quality" in kinds:
+            from gan_translate.data.synthetic import make_synthetic
+
+            data = Path(args.data) if args.data else work / "data"
+            if not (data / "trainB").is_dir():
+                make_synthetic(data, size=32, n_train=max(2000, args.samples))
+            report["quality"] = [quality(m, args.minutes, args.samples, data, work, args.threads) for m in models]
+            for row in report["quality"]:
+                print(f"quality {row['model']:>9}: {row['steps']} steps in {row['trained_s']} s; FID {row['fid']}, "
+                      f"KID {row['kid']} (random-conv, {row['samples']} samples)")
+        if "speed" in kinds:
+            report["speed"] = []
+            for size in (int(s) for s in args.sizes.split(",")):
+                for model in models:
+                    if model == "dcgan" and size not in (32, 64, 128):
+                        continue
+                    row = speed(model, size, args.batch, args.steps, args.warmup)
+                    report["speed"].append(row)
+                    print(f"speed {model:>9} {size} px, batch {row['batch']}: {row['images_per_s']} img/s "
+                          f"(median step {row['median_s']} s, mean {row['mean_s']} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
