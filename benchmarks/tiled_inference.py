@@ -3,11 +3,16 @@
     python benchmarks/tiled_inference.py                                   # 4000x3000 whole + tiled, 8000x6000 tiled
     python benchmarks/tiled_inference.py --cases tiled:8000x6000 --json benchmarks/results-cpu-tiled.json
     python benchmarks/tiled_inference.py --cases whole:400x300,tiled:400x300 --tile 128     # a quick look
+    python benchmarks/tiled_inference.py --cases tiled:12000x9000 --ngf 16    # the memory that grows with the size
 
 Each case runs in a fresh process (so one case's allocator caches do not count in the next) that builds a ResNet-9
 generator (random weights: the cost is the same as a trained one's) and a smooth random photo of the size, then
 translates it once through :class:`gan_translate.inference.Translator`, whole or with ``--tile`` / ``--tile-overlap``
-(the ``translate --tile`` path: statistics pass at ``--tile-stats-size``, then the tiles). Reported: seconds of the
+(the ``translate --tile`` path: streamed from the uint8 photo to the uint8 result, statistics pass at
+``--tile-stats-size``, then the tiles; ``--tile-overlap auto``: from the network's measured receptive field).
+``--ngf 16`` builds the same 9-block generator with a quarter of the channels: a sixteenth of the arithmetic, a
+quarter of one tile's activations, and the same size-dependent memory (3-channel photo, result and blending band),
+so large sizes can be measured in minutes. Reported: seconds of the
 translation, and the process's peak resident memory (``ru_maxrss``: everything, the interpreter, torch, the
 model, the image and its result included) and that peak minus the memory before the translation started.
 """
@@ -37,22 +42,29 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def run_case(mode: str, width: int, height: int, tile: int, overlap: int, stats_size: int) -> dict[str, Any]:
+def run_case(mode: str, width: int, height: int, tile: int, overlap: str, stats_size: int, ngf: int = 64) -> dict[str, Any]:
     """One translation in this process; its time and memory."""
     import numpy as np
     import torch
 
     from gan_translate.inference import Translator
     from gan_translate.nn.resnet import ResnetGenerator
-    from gan_translate.tiling import TileOptions
+    from gan_translate.tiling import TileOptions, fit_tiles
 
     torch.manual_seed(0)
-    network = ResnetGenerator(n_blocks=9).eval()
-    low = torch.rand(1, 3, height // 100 + 2, width // 100 + 2, generator=torch.Generator().manual_seed(0))
-    photo = torch.nn.functional.interpolate(low, size=(height, width), mode="bilinear")[0].mul(255).byte()
-    photo = np.ascontiguousarray(photo.permute(1, 2, 0).numpy())
-    del low
-    options = TileOptions(size=tile, overlap=overlap, stats_size=stats_size) if mode == "tiled" else None
+    network = ResnetGenerator(ngf=ngf, n_blocks=9).eval()
+    # The test photo is made in uint8 from the start (PIL's bilinear resize of a small random image): a float
+    # copy of a 100 MP photo alone would take 1.2 GB and hide what the translation itself holds.
+    from PIL import Image
+
+    low = np.random.default_rng(0).integers(0, 256, (height // 100 + 2, width // 100 + 2, 3), dtype=np.uint8)
+    picture = Image.fromarray(low).resize((width, height), Image.Resampling.BILINEAR)
+    photo = np.asarray(picture).copy()
+    del picture
+    options = None
+    if mode == "tiled":
+        options = fit_tiles(TileOptions(size=tile, overlap=0, stats_size=stats_size), None if overlap == "auto" else int(overlap),
+                            network, torch.device("cpu"), 4, 3)
     translator = Translator(network=network, device=torch.device("cpu"), size_multiple=4, in_channels=3,
                             model_name="resnet_9blocks", direction="AtoB", min_size=8, tile=options)
     before = _rss_mb()
@@ -62,14 +74,17 @@ def run_case(mode: str, width: int, height: int, tile: int, overlap: int, stats_
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert result.shape == photo.shape
     return {"mode": mode, "size": f"{width}x{height}", "seconds": seconds, "peak_rss_mb": peak,
-            "peak_over_start_mb": peak - before, "tile": tile if options else None, "overlap": overlap if options else None}
+            "peak_over_start_mb": peak - before, "tile": tile if options else None,
+            "overlap": options.overlap if options else None, "margin": options.margin if options else None, "ngf": ngf,
+            "threads": torch.get_num_threads()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=DEFAULT_CASES, help="mode:WIDTHxHEIGHT, comma-separated (mode: whole, tiled)")
     parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--tile-overlap", type=int, default=64)
+    parser.add_argument("--tile-overlap", default="auto", help="px, or auto (from the receptive field)")
+    parser.add_argument("--ngf", type=int, default=64, help="the generator's base width (64: the classic ResNet-9)")
     parser.add_argument("--tile-stats-size", type=int, default=1024)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -77,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         mode, size = args.worker.split(":")
         width, height = (int(v) for v in size.split("x"))
-        print(json.dumps(run_case(mode, width, height, args.tile, args.tile_overlap, args.tile_stats_size)))
+        print(json.dumps(run_case(mode, width, height, args.tile, args.tile_overlap, args.tile_stats_size, args.ngf)))
         return 0
     import torch
 
@@ -85,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "torch": torch.__version__}, "date": time.strftime("%Y-%m-%d %H:%M"), "results": []}
     for case in args.cases.split(","):
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", case, "--tile", str(args.tile),
-                   "--tile-overlap", str(args.tile_overlap), "--tile-stats-size", str(args.tile_stats_size)]
+                   "--tile-overlap", str(args.tile_overlap), "--tile-stats-size", str(args.tile_stats_size),
+                   "--ngf", str(args.ngf)]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
         if done.returncode != 0:
             row = {"case": case, "error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]}

@@ -22,9 +22,9 @@ from torch import Tensor, nn
 from gan_translate.artifacts import load_model, resolve_checkpoint_path
 from gan_translate.directions import check_direction, domains
 from gan_translate.errors import UserError
-from gan_translate.images import as_tensor_image, tensor_to_uint8
+from gan_translate.images import as_tensor_image, tensor_to_uint8, to_rgb_array
 from gan_translate.models.base import GANModule
-from gan_translate.tiling import TileOptions, auto_tile_size, tiled_forward
+from gan_translate.tiling import TileOptions, auto_tile_size, fit_tiles, tiled_forward, tiled_translate
 
 __all__ = [
     "INFERENCE_PRECISIONS",
@@ -163,8 +163,21 @@ class Translator:
 
     def __call__(self, image: np.ndarray | Image.Image | Tensor) -> np.ndarray:
         """Translate one image; returns a uint8 HxWxC array of the same height and width."""
+        if not isinstance(image, Tensor):
+            array = to_rgb_array(image) if isinstance(image, Image.Image) else np.asarray(image)
+            if self.needs_tiles(*array.shape[:2]):
+                return self._translate_tiled(array)
         tensor = as_tensor_image(image, self.in_channels)
         return tensor_to_uint8(self.translate_batch(tensor.unsqueeze(0))[0])
+
+    def _translate_tiled(self, array: np.ndarray) -> np.ndarray:
+        """A large uint8 photo tile by tile, streamed: never a float copy of the photo or of its result."""
+        if array.dtype != np.uint8:
+            raise UserError(f"expected a uint8 image array, got dtype {array.dtype}")
+        assert self.tile is not None
+        with torch.inference_mode():
+            return tiled_translate(self._forward, self.network, array, self.tile, self.device, self.size_multiple,
+                                   self.in_channels)
 
     def translate_many(
         self, images: Iterable[tuple[Any, np.ndarray]], batch_size: int = 8
@@ -184,6 +197,9 @@ class Translator:
                 yield key, tensor_to_uint8(output)
 
         for key, image in images:
+            if not isinstance(image, Tensor) and self.needs_tiles(*np.shape(image)[:2]):
+                yield key, self._translate_tiled(np.asarray(image))  # one large image at a time, streamed
+                continue
             tensor = as_tensor_image(image, self.in_channels)
             shape = tuple(tensor.shape)
             if self.needs_tiles(*shape[-2:]):  # one large image at a time: never several in memory
@@ -210,7 +226,7 @@ def load_translator(
     command: str = "translate",
     hint: str = "",
     tile: int | str | None = None,
-    tile_overlap: int = 64,
+    tile_overlap: int | str = "auto",
     tile_stats_size: int = 1024,
     tile_stats: str = "downscaled",
 ) -> Translator:
@@ -223,7 +239,7 @@ def load_translator(
     output differences: benchmarks/RESULTS.md. ``command`` names the caller in the error for a checkpoint of a
     model that does not translate, and ``hint`` is added to it. ``tile``: translate images larger than this many
     pixels a side tile by tile (``"auto"``: the largest tile half the device's free memory holds), overlapping by
-    ``tile_overlap`` px, norm statistics of the whole image (``tile_stats``: ``downscaled`` to ``tile_stats_size``, or
+    ``tile_overlap`` px (``"auto"``: from the network's receptive field), norm statistics of the whole image (``tile_stats``: ``downscaled`` to ``tile_stats_size``, or
     ``exact``; :mod:`gan_translate.tiling`).
     """
     if tile is not None and compile:  # before the file is read, as every option check
@@ -244,7 +260,7 @@ def translator_from_model(
     channels_last: bool | None = None,
     compile: bool = False,  # noqa: A002 - torch's word for it
     tile: int | str | None = None,
-    tile_overlap: int = 64,
+    tile_overlap: int | str = "auto",
     tile_stats_size: int = 1024,
     tile_stats: str = "downscaled",
     checkpoint_path: str = "",
@@ -264,8 +280,8 @@ def translator_from_model(
     # The generator of a direction takes its source domain's images: A's are in_channels, B's out_channels.
     in_channels = int(hparams.get("in_channels" if domains(direction)[0] == "A" else "out_channels", 3))
     size_multiple = int(getattr(network, "size_multiple", 1))
-    tile_options = _tile_options(tile, TileOptions(overlap=tile_overlap, stats_size=tile_stats_size, statistics=tile_stats),
-                                 network, target, size_multiple, in_channels)
+    tile_options = _tile_options(tile, tile_overlap, TileOptions(stats_size=tile_stats_size, statistics=tile_stats),
+                                 network, target, size_multiple, in_channels, int(getattr(network, "min_size", 1)))
     return Translator(
         tile=tile_options,
         network=network,
@@ -283,18 +299,29 @@ def translator_from_model(
 
 
 def _tile_options(
-    tile: int | str | None, options: TileOptions, network: nn.Module, device: torch.device, size_multiple: int,
-    in_channels: int,
+    tile: int | str | None, overlap: int | str, options: TileOptions, network: nn.Module, device: torch.device,
+    size_multiple: int, in_channels: int, min_size: int = 1,
 ) -> TileOptions | None:
-    """``--tile N|auto`` with the other tile ``options``: the side rounded up to the network's size multiple (no
-    padding per tile); ``auto`` from the device's free memory, its overlap kept below half the tile."""
+    """``--tile N|auto`` and ``--tile-overlap N|auto`` with the other tile ``options``: the side rounded up to the
+    network's size multiple (no padding per tile), ``auto`` from the device's free memory; the overlap and the
+    blending margin from the network's measured receptive field (:func:`gan_translate.tiling.fit_tiles`), an
+    ``auto`` overlap kept below half the tile."""
     if tile is None:
         return None
+    overlap_px: int | None = None
+    if overlap != "auto":
+        try:
+            overlap_px = int(overlap)
+        except ValueError:
+            raise UserError(f"--tile-overlap must be a number of pixels or auto, got {overlap!r}") from None
     if tile == "auto":
         side = auto_tile_size(network, device, size_multiple, in_channels)
-        return replace(options, size=side, overlap=min(options.overlap, max(0, side // 2 - 1)))
-    try:
-        side = int(tile)
-    except ValueError:
-        raise UserError(f"--tile must be a number of pixels or auto, got {tile!r}") from None
-    return replace(options, size=-(-max(side, 1) // size_multiple) * size_multiple)
+        if overlap_px is not None:
+            overlap_px = min(overlap_px, max(0, side // 2 - 1))
+    else:
+        try:
+            side = -(-max(int(tile), 1) // size_multiple) * size_multiple
+        except ValueError:
+            raise UserError(f"--tile must be a number of pixels or auto, got {tile!r}") from None
+    sized = replace(options, size=side, overlap=0 if overlap_px is None else overlap_px)  # checks the values
+    return fit_tiles(sized, overlap_px, network, device, size_multiple, in_channels, min_size)

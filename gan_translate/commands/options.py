@@ -67,7 +67,9 @@ def add_tile_options(parser: argparse.ArgumentParser) -> None:
     tiles.add_argument("--tile", default=None,
                        help="translate images larger than N px a side in N px tiles (bounded memory, no seams); "
                             "auto: the largest tile half the free device memory holds")
-    tiles.add_argument("--tile-overlap", type=int, default=64, help="overlap of neighbouring tiles (px), blended smoothly")
+    tiles.add_argument("--tile-overlap", default="auto",
+                       help="overlap of neighbouring tiles (px), blended smoothly; auto (default): twice the "
+                            "network's measured receptive radius plus 16 px, so tile borders match the whole image")
     tiles.add_argument("--tile-stats", default="downscaled", choices=["downscaled", "exact"],
                        help="instance norm statistics of the whole image: from a copy scaled to --tile-stats-size "
                             "(one small pass), or exact at full resolution (one tile pass per norm layer: slow)")
