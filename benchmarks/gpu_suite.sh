@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_suite.sh OUT_DIR no-tf32   # training in strict fp32 (no TF32 tensor cores): vs the classic code, and at batch 32
 #   bash benchmarks/gpu_suite.sh OUT_DIR scaling   # images/s and peak memory against batch size, training and inference
 #   bash benchmarks/gpu_suite.sh OUT_DIR compile   # torch.compile variants
+#   bash benchmarks/gpu_suite.sh OUT_DIR precision # issue 20: what `precision: auto` picks on this GPU, and bf16 vs fp32 quality (3 seeds)
 # A dedicated GPU is not a shared CPU: one round with more steps is enough (the spread is in the JSON).
 set -uo pipefail
 out=${1:?usage: gpu_suite.sh OUT_DIR PART}
@@ -18,7 +19,9 @@ case $part in
 check)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
     "$py" -c "import torch, lightning; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'lightning', lightning.__version__)"
-    "$py" -m pytest tests/test_precision.py -q -x -p no:cacheprovider
+    # GAN_TRANSLATE_COMPILE_TESTS=1: also inductor-compiled against eager training losses (too slow for 2-core CI).
+    GAN_TRANSLATE_COMPILE_TESTS=1 "$py" -m pytest tests/callbacks/test_precision.py tests/training/test_auto_precision.py \
+        -q -x -p no:cacheprovider
     # The README's main job on the GPU: the quickstart config, then translate with the GPU.
     rm -rf runs/cyclegan_quickstart outputs/cyclegan_quickstart
     start=$(date +%s)
@@ -67,6 +70,13 @@ compile)
     # At the classic settings against the classic code, and translate.
     bench --mode paired --rounds 1 --warmup 3 --steps 20 --variants compile,bf16+compile --infer-batch 32 \
         --json "$out/results-cuda-compile.json"
+    ;;
+precision)
+    # `precision: auto` on this GPU (the one line it prints), then the quality check behind making it the default:
+    # validation L1 / PSNR of bf16-mixed against fp32 training, 3 seeds each, at the quickstart's size.
+    "$py" -c "from gan_translate.training.precision import resolve_auto_precision as r; print(r('cuda').line())"
+    timeout 330 "$py" benchmarks/precision_check.py --accelerator cuda --size 64 --blocks 3 --ngf 16 --ndf 32 \
+        --steps 2000 --json "$out/results-cuda-precision.json"
     ;;
 *) echo "unknown part: $part" >&2; exit 2 ;;
 esac

@@ -10,7 +10,7 @@ from gan_translate.errors import UserError
 from gan_translate.images import to_unit_range
 from gan_translate.losses import discriminator_loss, l1
 from gan_translate.metrics import paired_metrics
-from gan_translate.models.base import image_grid
+from gan_translate.models.base import frozen, image_grid
 from gan_translate.models.pool import ImagePool
 from gan_translate.models.registry import register_model
 from gan_translate.models.translation import AdversarialTranslationGAN
@@ -108,21 +108,22 @@ class CycleGAN(AdversarialTranslationGAN):
         opt_g, opt_d = self.optimizers()
         real_a, real_b = batch["A"], batch["B"]
 
-        with self.toggled_optimizer(opt_g):
+        # The discriminators are frozen while the generators learn to fool them (no gradients computed for
+        # them), as in the classic code. Their own step needs no toggling: it sees detached fakes only.
+        with frozen(self.discriminator_a, self.discriminator_b):
             g_losses, images = self.generator_losses(real_a, real_b)
             g_total = sum(g_losses.values())
-            self.check_finite(g_losses)  # before the step: a NaN never reaches the weights
+            self.check_finite(g_losses, total=g_total)  # before the step: a NaN never reaches the weights
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_total)
             opt_g.step()
 
-        with self.toggled_optimizer(opt_d):
-            d_losses = self.discriminator_losses(images)
-            d_total = sum(d_losses.values())
-            self.check_finite(d_losses)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_total)
-            opt_d.step()
+        d_losses = self.discriminator_losses(images)
+        d_total = sum(d_losses.values())
+        self.check_finite(d_losses, total=d_total)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_total)
+        opt_d.step()
 
         logged = {f"train/{k}": v for k, v in {**g_losses, **d_losses, "g_total": g_total, "d_total": d_total}.items()}
         self.log_training_values(logged, real_a.shape[0], prog_bar=("train/g_total", "train/d_total"),

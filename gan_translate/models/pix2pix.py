@@ -14,7 +14,7 @@ from gan_translate.errors import UserError
 from gan_translate.images import match_channels, to_unit_range
 from gan_translate.losses import discriminator_loss, l1
 from gan_translate.metrics import paired_metrics
-from gan_translate.models.base import GANModule, image_grid
+from gan_translate.models.base import GANModule, frozen, image_grid
 from gan_translate.models.registry import register_model
 from gan_translate.models.translation import AdversarialTranslationGAN
 
@@ -201,17 +201,18 @@ class Pix2Pix(AdversarialTranslationGAN):
         fake_b = self.generator(real_a)
 
         # Discriminator first, then the generator against the updated discriminator (classic order).
-        with self.toggled_optimizer(opt_d):
-            d_losses = self.discriminator_losses(real_a, real_b, fake_b)
-            self.check_finite(d_losses)  # before the step: a NaN never reaches the weights
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_losses["d"])
-            opt_d.step()
+        # The discriminator's step sees the fake detached: no toggling needed. `d` is the mean of its two halves,
+        # so it is finite only if both are (check_finite then reads one value).
+        d_losses = self.discriminator_losses(real_a, real_b, fake_b)
+        self.check_finite(d_losses, total=d_losses["d"])  # before the step: a NaN never reaches the weights
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_losses["d"])
+        opt_d.step()
 
-        with self.toggled_optimizer(opt_g):
+        with frozen(self.discriminator):  # the classic set_requires_grad(netD, False): no gradients for D here
             g_losses = self.generator_losses(real_a, real_b, fake_b)
             g_total = sum(g_losses.values())
-            self.check_finite(g_losses)
+            self.check_finite(g_losses, total=g_total)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_total)
             opt_g.step()

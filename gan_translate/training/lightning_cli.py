@@ -26,6 +26,7 @@ from gan_translate.callbacks.predictions import PredictionImageWriter
 from gan_translate.callbacks.reliability import Reliability
 from gan_translate.callbacks.run_folder import RunConfigSaver
 from gan_translate.errors import CheckpointError
+from gan_translate.training.precision import AUTO_PRECISION, AutoPrecisionTrainer, PrecisionChoice, resolve_auto_precision
 
 __all__ = ["GanTranslateCLI", "run_lightning_cli"]
 
@@ -165,9 +166,24 @@ def _apply_command_line_over_checkpoint(config: Namespace, given: dict[str, Any]
             )
 
 
+def _resolve_auto_precision(config: Namespace) -> PrecisionChoice | None:
+    """``trainer.precision: auto`` -> the precision this hardware trains fast in, written into ``config`` (so the
+    saved config.yaml records it) and printed once; None when ``auto`` was not asked for."""
+    trainer = config.get("trainer") if config is not None else None
+    if trainer is None or trainer.get("precision") != AUTO_PRECISION:
+        return None
+    choice = resolve_auto_precision(trainer.get("accelerator") or "auto")
+    trainer["precision"] = choice.precision
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        print(choice.line(), file=sys.stderr)
+    return choice
+
+
 class GanTranslateCLI(LightningCLI):
-    """LightningCLI plus the Reliability callback, a safe ``--ckpt_path`` check, W&B run continuation and
-    atomic checkpoint writes."""
+    """LightningCLI plus the Reliability callback, a safe ``--ckpt_path`` check, W&B run continuation,
+    ``precision: auto`` and atomic checkpoint writes."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always present (periodic/on-signal last.ckpt, NaN guard, exact resume); tuned by --reliability.*
@@ -187,6 +203,7 @@ class GanTranslateCLI(LightningCLI):
         _apply_command_line_over_checkpoint(config, getattr(self, "_command_line_model_args", {}))
         _continue_wandb_run(config, getattr(self, "_checkpoint", None))
         self._checkpoint = None  # do not hold the weights in memory during training
+        self._precision_choice = _resolve_auto_precision(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config_init.get(self.subcommand) if self.subcommand else self.config_init
@@ -196,6 +213,9 @@ class GanTranslateCLI(LightningCLI):
             # After the configured callbacks (Lightning moves checkpoint callbacks last in any case).
             kwargs["callbacks"] = [*(configured if isinstance(configured, list) else [configured]), *reliability.callbacks()]
         trainer = super().instantiate_trainer(**kwargs)
+        for callback in trainer.callbacks:
+            if isinstance(callback, RunConfigSaver):  # W&B's config records what `auto` chose, and why
+                callback.precision_choice = getattr(self, "_precision_choice", None)
         if self.subcommand == "predict":
             if not any(isinstance(callback, BasePredictionWriter) for callback in trainer.callbacks):
                 trainer.callbacks.append(PredictionImageWriter())  # otherwise predict computes and keeps nothing
@@ -208,6 +228,8 @@ class GanTranslateCLI(LightningCLI):
 def run_lightning_cli(args: Sequence[str]) -> None:
     """Run ``fit`` / ``validate`` / ``test`` / ``predict`` with ``args`` (the subcommand first)."""
     GanTranslateCLI(
+        # Lightning's Trainer with `precision: auto` accepted (resolved in before_instantiate_classes).
+        trainer_class=AutoPrecisionTrainer,
         save_config_callback=RunConfigSaver,
         save_config_kwargs={"save_to_log_dir": False},
         subclass_mode_model=True,
