@@ -5,7 +5,8 @@
 * :mod:`~gan_translate.artifacts.models`: rebuild the model a file describes (:func:`load_model`), checking it can
   do what the caller needs;
 * :mod:`~gan_translate.artifacts.export`: write the generator-only ``.safetensors`` export, and (through
-  :mod:`~gan_translate.artifacts.portable`) the ONNX / TorchScript files that run without this package;
+  :mod:`~gan_translate.artifacts.portable`) the ONNX / TorchScript files that run without this package (translators:
+  image -> image; samplers: latents -> images);
 * :mod:`~gan_translate.artifacts.checkpoint_io`: Lightning's checkpoint plugin with atomic saves and safe loads.
 """
 
@@ -26,10 +27,13 @@ from gan_translate.artifacts.export import (
     EXPORT_DIRECTIONS,
     EXPORT_FORMATS,
     FORMAT_SUFFIXES,
+    SAMPLER_KEY,
     ExportResult,
     export_format,
     export_generators,
     export_model,
+    is_sampler,
+    sampling_network,
 )
 from gan_translate.artifacts.models import build_model, load_model
 
@@ -40,6 +44,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "FORMAT_SUFFIXES",
     "MODEL_FILE_SUFFIXES",
+    "SAMPLER_KEY",
     "AtomicCheckpointIO",
     "ExportResult",
     "atomic_torch_save",
@@ -47,10 +52,12 @@ __all__ = [
     "export_format",
     "export_generators",
     "export_model",
+    "is_sampler",
     "load_checkpoint",
     "load_model",
     "model_name",
     "newest_checkpoint",
     "resolve_checkpoint_path",
+    "sampling_network",
     "training_image_size",
 ]

@@ -7,8 +7,12 @@ it). safetensors is a plain header plus raw tensor bytes: reading it cannot run 
 a fraction of a training checkpoint's size (no discriminators, optimiser states or image pools).
 
 :func:`export_model` also writes the files that run without this package (:mod:`gan_translate.artifacts.portable`):
-``onnx`` (onnxruntime, any language) and ``torchscript`` (``torch.jit.load``, LibTorch), one direction each. The
-format follows the output's suffix; every file is written through :func:`gan_translate.files.atomic_write` and an
+``onnx`` (onnxruntime, any language) and ``torchscript`` (``torch.jit.load``, LibTorch), one direction each.
+
+Sampling models (DCGAN, StyleGAN2) have no directions: every format holds the network their ``decode`` runs,
+DCGAN's ``generator`` or StyleGAN2's EMA copy ``generator_ema`` (:data:`SAMPLER_KEY` in the safetensors' direction
+map, which :func:`~gan_translate.artifacts.load_model` reads back for ``generate``); the standalone files map latents
+to images (:class:`~gan_translate.artifacts.portable.PortableSampler`). The format follows the output's suffix; every file is written through :func:`gan_translate.files.atomic_write` and an
 existing one is replaced only when asked. docs/export.md describes the files.
 """
 
@@ -19,18 +23,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import save as safetensors_bytes
 
 from gan_translate.artifacts.checkpoints import CHECKPOINT_KEY, EXPORT_FORMAT, load_checkpoint, model_name
 from gan_translate.artifacts.models import build_model
-from gan_translate.artifacts.portable import ONNX_OPSET, PortableGenerator, onnx_bytes, require_onnx_exporter, torchscript_bytes
+from gan_translate.artifacts.portable import (
+    ONNX_OPSET,
+    PortableGenerator,
+    PortableSampler,
+    onnx_bytes,
+    require_onnx_exporter,
+    sampler_onnx_bytes,
+    sampler_torchscript_bytes,
+    torchscript_bytes,
+)
 from gan_translate.directions import DIRECTIONS, domains
 from gan_translate.errors import CheckpointError, UserError
 from gan_translate.files import atomic_write
+from gan_translate.models import MODELS, GANModule, models_that
 from gan_translate.version import __version__
 
-__all__ = ["EXPORT_DIRECTIONS", "EXPORT_FORMATS", "FORMAT_SUFFIXES", "ExportResult", "export_format", "export_generators",
-           "export_model", "write_generator_file"]
+__all__ = ["EXPORT_DIRECTIONS", "EXPORT_FORMATS", "FORMAT_SUFFIXES", "SAMPLER_KEY", "ExportResult", "export_format",
+           "export_generators", "export_model", "is_sampler", "sampling_network", "write_generator_file"]
 
 #: What ``--direction`` of an export may be: one direction, or every one the model has (safetensors only).
 EXPORT_DIRECTIONS = (*DIRECTIONS, "both")
@@ -39,21 +54,29 @@ EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")
 #: The suffix of ``--output`` -> the format it implies.
 FORMAT_SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx", ".pt": "torchscript", ".torchscript": "torchscript"}
 _LABELS = {"safetensors": "safetensors", "onnx": "ONNX", "torchscript": "TorchScript"}
+#: The key of a sampler's network in a safetensors export's ``{direction: attribute}`` map (it has no direction).
+SAMPLER_KEY = "sample"
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What :func:`export_model` wrote: the file, its format, the direction(s) in it, and notes for the user."""
+    """What :func:`export_model` wrote: the file, its format, the direction(s) in it (none for a sampler, whose
+    network is ``sampler``, e.g. ``generator_ema``), and notes for the user."""
 
     path: Path
     format: str
     directions: list[str]
     notes: tuple[str, ...] = ()
+    sampler: str = ""
+    model: str = ""
 
     def summary(self) -> str:
         """One line for the command: what went where, and how big it is."""
         size_mb = self.path.stat().st_size / 2**20
         detail = f"ONNX opset {ONNX_OPSET}" if self.format == "onnx" else _LABELS[self.format]
+        if self.sampler:
+            return (f"exported the {self.model} sampler ({self.sampler}: latents -> images) to {self.path} "
+                    f"({detail}, {size_mb:.1f} MiB)")
         generators = "generator" if len(self.directions) == 1 else "generators"
         return f"exported the {' and '.join(self.directions)} {generators} to {self.path} ({detail}, {size_mb:.1f} MiB)"
 
@@ -80,22 +103,26 @@ def export_model(
     """Export the generator(s) of ``checkpoint_path`` to ``output`` in ``fmt`` (default: from the suffix).
 
     ``direction``: ``AtoB`` / ``BtoA``, or ``both`` (safetensors only; its default). An ONNX / TorchScript file
-    holds one generator: the model's only one by default. Mistakes raise a one-line :class:`UserError`,
-    before the checkpoint is read where they can be; ``output`` is only replaced with ``overwrite``.
+    holds one generator: the model's only one by default. A sampler (DCGAN, StyleGAN2) has no direction: any
+    ``direction`` is refused, and its file holds the network ``decode`` runs (:func:`sampling_network`). Mistakes
+    raise a one-line :class:`UserError`, before the checkpoint is read where they can be; ``output`` is only
+    replaced with ``overwrite``.
     """
     output = Path(output)
     fmt = export_format(output, fmt)
     if fmt != "safetensors" and direction == "both":
         raise UserError(f"--direction both is only for .safetensors exports: a {_LABELS[fmt]} file holds one "
-                        "generator; pass --direction AtoB or BtoA")
+                        "generator; pass --direction AtoB or BtoA (or none for a sampler)")
     if fmt == "onnx":
         require_onnx_exporter()
     if output.exists() and not overwrite:
         raise UserError(f"{output} already exists; pass --overwrite to replace it")
-    if fmt == "safetensors":
-        return ExportResult(output, fmt, export_generators(checkpoint_path, output, direction or "both"))
     state = load_checkpoint(checkpoint_path)
-    model = build_model(state, capability="translate", command="export")
+    model = _exportable_model(state)
+    if is_sampler(model):
+        return _export_sampler(model, state, output, fmt, direction)
+    if fmt == "safetensors":
+        return ExportResult(output, fmt, _write_translators(model, state, output, direction or "both"))
     chosen = _one_direction(model, state, direction, fmt)
     generator = _portable_generator(model, state, chosen)
     data = onnx_bytes(generator) if fmt == "onnx" else torchscript_bytes(generator)
@@ -106,6 +133,65 @@ def export_model(
         f"note: the file runs the generator in eval mode (dropout off, batch norm's running statistics), not this "
         f"checkpoint's random inference_mode {mode!r}",)
     return ExportResult(output, fmt, [chosen], notes)
+
+
+def is_sampler(model: GANModule) -> bool:
+    """Whether ``model`` generates from latents rather than translating images (DCGAN, StyleGAN2)."""
+    return not model.translators and "sample" in model.capabilities
+
+
+def sampling_network(model: GANModule) -> str:
+    """The attribute of the network a sampler's ``decode`` runs: the EMA copy where the model keeps one (StyleGAN2
+    samples, evaluates and exports ``generator_ema``), else its ``generator`` (DCGAN)."""
+    return "generator_ema" if isinstance(getattr(model, "generator_ema", None), torch.nn.Module) else "generator"
+
+
+def _exportable_model(state: dict[str, Any]) -> GANModule:
+    """The model of ``state``; one that neither translates nor samples (AdaIN stylizes) is a one-line CapabilityError."""
+    name = model_name(state)
+    capabilities = MODELS.get(name).capabilities if name in MODELS else frozenset()
+    # A sampler needs no "translate" capability; every other model keeps build_model's usual check and message.
+    samples = "sample" in capabilities and "translate" not in capabilities
+    return build_model(state, capability=None if samples else "translate", command="export",
+                       hint=f", or one that samples images: {', '.join(models_that('sample'))}")
+
+
+def _export_sampler(model: GANModule, state: dict[str, Any], output: Path, fmt: str, direction: str | None) -> ExportResult:
+    """Write a sampler's network to ``output`` in ``fmt``; a ``direction`` is refused (a sampler has none)."""
+    name = model_name(state)
+    if direction is not None:
+        raise UserError(f"a {name} model samples images from latents and has no directions: drop --direction {direction}")
+    attribute = sampling_network(model)
+    info = {k: v for k, v in state[CHECKPOINT_KEY].items() if k != "wandb_run_id"}
+    hparams_json = _hparams_json(state)
+    if fmt == "safetensors":
+        write_generator_file(model, output, {SAMPLER_KEY: attribute}, info, hparams_json)
+    else:
+        sampler = _portable_sampler(model, name, attribute, info, hparams_json)
+        data = sampler_onnx_bytes(sampler) if fmt == "onnx" else sampler_torchscript_bytes(sampler)
+        with atomic_write(output, durable=True) as handle:
+            handle.write(data)
+    return ExportResult(output, fmt, [], sampler=attribute, model=name)
+
+
+def _portable_sampler(model: GANModule, name: str, attribute: str, info: dict[str, Any], hparams_json: str) -> PortableSampler:
+    """The sampler's network (eval mode) and what its file records; the shapes are those ``decode`` gives."""
+    network = getattr(model, attribute).eval()
+    hparams = dict(model.hparams)
+    z_dim = int(model.latents(1).shape[1])  # the model's own latents: z_dim (StyleGAN2) or latent_dim (DCGAN)
+    resolution, channels = int(hparams["resolution"]), int(hparams.get("channels", 3))
+    noise = ", constant noise" if attribute == "generator_ema" else ""
+    metadata = {
+        "producer": f"gan-translate {__version__}",
+        "version": __version__,
+        "model": name,
+        "network": attribute,
+        "gan_translate": json.dumps(info),
+        "hyper_parameters": hparams_json,
+        "description": f"the {attribute} of a {name} model{noise}: latents z ({z_dim}) -> "
+                       f"{channels}x{resolution}x{resolution} images in [-1, 1], as its decode(z) gives",
+    }
+    return PortableSampler(network, z_dim, resolution, channels, metadata)
 
 
 def _one_direction(model: Any, state: dict[str, Any], direction: str | None, fmt: str) -> str:
@@ -151,12 +237,21 @@ def _hparams_json(state: dict[str, Any]) -> str:
 
 
 def export_generators(checkpoint_path: str | Path, output: str | Path, direction: str = "both") -> list[str]:
-    """Write the generator(s) of ``checkpoint_path`` to ``output`` (atomically); returns the exported directions."""
+    """Write the generator(s) of ``checkpoint_path`` to ``output`` (atomically); returns the exported directions
+    (a sampler's: ``[network attribute]``, e.g. ``["generator_ema"]``)."""
     output = Path(output)
     if output.suffix != ".safetensors":
         raise UserError(f"--output must end in .safetensors, got {output}")
     state = load_checkpoint(checkpoint_path)
-    model = build_model(state, capability="translate", command="export")
+    model = _exportable_model(state)
+    if is_sampler(model):
+        # "both" is this function's default, so only an explicit direction is refused for a sampler.
+        return [_export_sampler(model, state, output, "safetensors", None if direction == "both" else direction).sampler]
+    return _write_translators(model, state, output, direction)
+
+
+def _write_translators(model: GANModule, state: dict[str, Any], output: Path, direction: str) -> list[str]:
+    """The safetensors export of a translator's generator(s) for ``direction`` (or ``both``); returns the directions."""
     translators = dict(model.translators)
     wanted = list(translators) if direction == "both" else [direction]
     missing = [d for d in wanted if d not in translators]

@@ -16,6 +16,18 @@ generator is traced at one size (its ops do not depend on it) and a scripted wra
 
 Each file records the model, direction, size multiple, smallest side, channels and the package version in its
 metadata (ONNX ``metadata_props``; TorchScript's ``_extra_files["gan_translate.json"]``).
+
+Samplers (DCGAN, StyleGAN2: :class:`PortableSampler`) go the other way: latents ``z`` (float32 ``(N, z_dim)``, any
+``N``) -> images float32 ``(N, C, R, R)`` in [-1, 1], what the model's ``decode(z)`` gives. A StyleGAN2 file is its
+EMA generator with the constant noise maps and takes a second input, the truncation ``psi`` (a scalar or shape
+``(1,)``; 1, the default, is off), so that users can truncate without re-exporting. Its modulated convolutions fold
+the batch into the groups of one convolution (``groups = N``); ONNX's ``Conv`` takes ``group`` as a fixed attribute,
+so that graph cannot keep a dynamic batch (torch.onnx fails on the symbolic group), and a TorchScript trace would
+fix ``N`` to the traced batch. The exported copy therefore runs each :class:`~gan_translate.nn.stylegan2.ModulatedConv2d`
+in the official code's other form (``fused_modconv=False``): scale the input channels by the style, one ordinary
+convolution with the shared weight, scale the output channels by the demodulation coefficients. It is the same
+function (the convolution is linear in the input and the weight) with the same parameters; only float rounding
+differs (~1e-6, tested to 1e-4 against ``decode``), and the network itself is untouched.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import io
 import json
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -33,17 +45,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_translate.errors import UserError
+from gan_translate.nn.stylegan2 import ModulatedConv2d, StyleGAN2Generator, _upsample2x
 
 __all__ = [
     "INPUT_NAME",
     "ONNX_EXTRA_HINT",
     "ONNX_OPSET",
     "OUTPUT_NAME",
+    "PSI_NAME",
+    "SAMPLES_NAME",
     "TORCHSCRIPT_METADATA_FILE",
+    "Z_NAME",
     "PadToMultiple",
     "PortableGenerator",
+    "PortableSampler",
     "onnx_bytes",
     "require_onnx_exporter",
+    "sampler_onnx_bytes",
+    "sampler_torchscript_bytes",
     "torchscript_bytes",
 ]
 
@@ -52,6 +71,8 @@ ONNX_OPSET = 18
 ONNX_EXTRA_HINT = "ONNX export needs the onnx extra: pip install 'gan-translate[onnx]'"
 #: The graph's input and output names (ONNX); the TorchScript program takes and returns one tensor.
 INPUT_NAME, OUTPUT_NAME = "image", "translated"
+#: A sampler's inputs (latents, StyleGAN2's truncation) and output (ONNX names; TorchScript: ``program(z, psi)``).
+Z_NAME, PSI_NAME, SAMPLES_NAME = "z", "psi", "images"
 #: The ``_extra_files`` entry of a TorchScript export that holds its metadata (JSON).
 TORCHSCRIPT_METADATA_FILE = "gan_translate.json"
 _PREFIX = "gan_translate_"  # names of the nodes added around the generator: never those torch.onnx gives
@@ -220,3 +241,212 @@ def _pad_and_crop_around(model: Any, generator: PortableGenerator) -> None:
     del graph.input[:], graph.output[:]
     graph.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", generator.in_channels, "height", "width"]))
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", generator.out_channels, "height", "width"]))
+
+
+# ----------------------------------------------------------------------------- samplers: latents -> images
+
+@dataclass(frozen=True)
+class PortableSampler:
+    """A sampling model's generator (latents -> images, eval mode) and what a file of it records.
+
+    ``network`` is the generator ``decode`` runs: DCGAN's ``generator``, StyleGAN2's ``generator_ema`` (a
+    :class:`~gan_translate.nn.stylegan2.StyleGAN2Generator`, whose file also takes the truncation ``psi``).
+    """
+
+    network: nn.Module
+    z_dim: int
+    resolution: int
+    channels: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Extra string entries for the file (model, version, hyperparameters, ...); the shape entries are added."""
+
+    @property
+    def truncation(self) -> bool:
+        """Whether the file takes ``psi``: StyleGAN2's mapping network has a ``w_avg`` to truncate towards."""
+        return isinstance(self.network, StyleGAN2Generator)
+
+    def file_metadata(self, fmt: str) -> dict[str, str]:
+        """Everything a user needs to feed the file, as strings (ONNX metadata values must be)."""
+        inputs = f"{Z_NAME}: float32 (batch, {self.z_dim}) standard normal latents, any batch size"
+        if self.truncation:
+            shape = "shape (1,)" if fmt == "onnx" else "a float, a 0-d or (1,) tensor, or omitted (= 1)"
+            inputs += (f"; {PSI_NAME}: float32 {shape}, the truncation psi (w_avg + psi * (w - w_avg); "
+                       "1 = off; 0 = the average image)")
+        return {
+            **self.metadata,
+            "format": fmt,
+            "z_dim": str(self.z_dim),
+            "resolution": str(self.resolution),
+            "channels": str(self.channels),
+            "inputs": inputs,
+            "output": f"{SAMPLES_NAME}: float32 (batch, {self.channels}, {self.resolution}, {self.resolution}) in [-1, 1]",
+        }
+
+    def example(self) -> tuple[Tensor, ...]:
+        """Inputs for tracing: batch 2 (``torch.export`` specialises a traced size of 1) and, for StyleGAN2, a psi
+        other than 1, so that no trace can drop the truncation."""
+        z = torch.randn(2, self.z_dim, generator=torch.Generator().manual_seed(0))
+        return (z, torch.tensor([0.7])) if self.truncation else (z,)
+
+    def program(self) -> nn.Module:
+        """A copy of the network as the file runs it (eval mode, no gradients), batch-size independent."""
+        network = copy.deepcopy(self.network).eval().requires_grad_(False)
+        if self.truncation:
+            return _StyleGAN2Sampler(_unfuse_modulated_convs(network))
+        return _LatentSampler(network)
+
+
+class _LatentSampler(nn.Module):
+    """``z -> network(z)`` clamped to [-1, 1] (DCGAN's tanh output already is; the clamp makes it a promise)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.network(z).clamp(-1.0, 1.0)
+
+
+class _StyleGAN2Sampler(nn.Module):
+    """What ``StyleGAN2.decode(z, psi=psi)`` computes with the EMA generator: mapping, one w for every layer,
+    truncation towards ``w_avg`` by ``psi`` (a tensor input, so that the file can be truncated at run time),
+    synthesis with the constant noise maps, clamped to [-1, 1]."""
+
+    def __init__(self, generator: StyleGAN2Generator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: Tensor, psi: Tensor) -> Tensor:
+        generator = self.generator
+        ws = generator.broadcast(generator.mapping(z))
+        # Always truncated (decode skips it at psi == 1): lerp with weight 1 returns w itself, so psi = 1 is off.
+        ws = generator.mapping.truncate(ws, psi.reshape(1).to(ws.dtype))
+        return generator.synthesis(ws, "const").clamp(-1.0, 1.0)
+
+
+class _UnfusedModulatedConv2d(nn.Module):
+    """A :class:`ModulatedConv2d`'s function without folding the batch into groups (official ``fused_modconv=False``).
+
+    ``conv(x, s * w) * d == conv(x * s, w) * d`` per sample (the convolution is linear in input and weight; the
+    modulated conv has no bias), with the demodulation ``d`` computed exactly as the original does. One ordinary
+    convolution for the whole batch: ONNX's static ``group`` attribute and TorchScript traces then keep any batch.
+    """
+
+    def __init__(self, conv: ModulatedConv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        conv = self.conv
+        styles = conv.affine(w)  # (N, in)
+        weight = conv.weight * conv.weight_gain  # (out, in, k, k), shared by the batch
+        if conv.up:
+            x = _upsample2x(x)  # the network's own resampling, so the copy follows any change to it
+        y = F.conv2d(x * styles[:, :, None, None].to(x.dtype), weight.to(x.dtype), padding=conv.kernel_size // 2)
+        if conv.demodulate:
+            modulated = weight[None] * styles[:, None, :, None, None]  # (N, out, in, k, k), as ModulatedConv2d
+            dcoefs = (modulated.square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()  # (N, out)
+            y = y * dcoefs[:, :, None, None].to(y.dtype)
+        return y
+
+
+def _unfuse_modulated_convs(network: nn.Module) -> nn.Module:
+    """``network`` (a copy: changed in place) with every :class:`ModulatedConv2d` wrapped in the unfused form."""
+    for parent in list(network.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, ModulatedConv2d):
+                setattr(parent, name, _UnfusedModulatedConv2d(child))
+    return network
+
+
+class _DefaultPsi(nn.Module):
+    """The TorchScript program of a StyleGAN2 sampler: ``program(z)``, ``program(z, 0.7)`` or ``program(z, tensor)``
+    (scripted, so the default and the float are handled in the program; the traced sampler takes a (1,) tensor)."""
+
+    def __init__(self, sampler: nn.Module) -> None:
+        super().__init__()
+        self.sampler = sampler
+
+    def forward(self, z: Tensor, psi: Union[Tensor, float, None] = None) -> Tensor:  # Union: what TorchScript reads
+        if psi is None:
+            weight = torch.ones(1, dtype=z.dtype, device=z.device)
+        elif isinstance(psi, float):
+            weight = torch.full([1], psi, dtype=z.dtype, device=z.device)
+        else:
+            weight = psi.reshape(1).to(z.dtype)
+        return self.sampler(z, weight)
+
+
+def sampler_torchscript_bytes(sampler: PortableSampler) -> bytes:
+    """The TorchScript program of ``sampler`` (``program(z[, psi])`` -> images) with its metadata, as ``torch.jit.save``
+    writes it."""
+    program = sampler.program()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit.*deprecated")
+        # The generators' shape checks run once, on the example; the file's users get the documented shapes.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # Traced at batch 2: no op depends on the batch size once the modulated convs are unfused (the parity
+        # tests run batches 1 and 3).
+        traced = torch.jit.trace(program, sampler.example(), check_trace=False)
+        module = torch.jit.script(_DefaultPsi(traced).eval()) if sampler.truncation else traced
+        buffer = io.BytesIO()
+        extra = {TORCHSCRIPT_METADATA_FILE: json.dumps(sampler.file_metadata("torchscript"), indent=1)}
+        torch.jit.save(module, buffer, _extra_files=extra)
+    return buffer.getvalue()
+
+
+def sampler_onnx_bytes(sampler: PortableSampler) -> bytes:
+    """The ONNX model of ``sampler`` (opset :data:`ONNX_OPSET`; inputs ``z`` with a dynamic batch and, for StyleGAN2,
+    ``psi`` of shape (1,); output ``images``; weights inside the file), serialised."""
+    require_onnx_exporter()
+    import onnx
+
+    program = sampler.program()
+    batch = torch.export.Dim("batch", min=1)
+    shapes = ({0: batch}, None) if sampler.truncation else ({0: batch},)
+    name = type(sampler.network).__name__
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on internals; failures still raise
+        try:
+            # torch.export on its own first, as for translators: it raises if the batch cannot stay dynamic.
+            exported = torch.export.export(program, sampler.example(), dynamic_shapes=shapes, strict=False)
+            model = torch.onnx.export(exported, opset_version=ONNX_OPSET, dynamo=True, external_data=False,
+                                      verbose=False).model_proto
+        except Exception as error:  # noqa: BLE001 - the exporters raise many kinds; the user needs one line
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise UserError(f"torch.onnx cannot export this {name} for any batch size ({reason}); "
+                            "--format torchscript may work") from None
+    _name_sampler_io(model, sampler)
+    onnx.helper.set_model_props(model, sampler.file_metadata("onnx"))
+    model.doc_string = sampler.metadata.get("description", "")
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def _name_sampler_io(model: Any, sampler: PortableSampler) -> None:
+    """Give the exported graph the file's interface: ``z`` (batch, z_dim) [, ``psi`` (1,)] -> ``images``.
+
+    ``psi`` is a required shape-(1,) input: ONNX inputs have a fixed rank (onnx.checker wants a shape), and the
+    other way to make it optional, an initializer of the same name, costs a warning from onnxruntime on every
+    session it opens."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    inner_inputs, (inner_out,) = list(graph.input), graph.output
+    names = [Z_NAME, PSI_NAME] if sampler.truncation else [Z_NAME]
+    renames = {inner.name: name for inner, name in zip(inner_inputs, names)}
+    renames[inner_out.name] = SAMPLES_NAME
+    for step in graph.node:
+        names_in, names_out = [renames.get(n, n) for n in step.input], [renames.get(n, n) for n in step.output]
+        del step.input[:], step.output[:]
+        step.input.extend(names_in)
+        step.output.extend(names_out)
+    for info in graph.value_info:
+        info.name = renames.get(info.name, info.name)
+    resolution = sampler.resolution
+    del graph.input[:], graph.output[:]
+    graph.input.append(helper.make_tensor_value_info(Z_NAME, TensorProto.FLOAT, ["batch", sampler.z_dim]))
+    if sampler.truncation:
+        graph.input.append(helper.make_tensor_value_info(PSI_NAME, TensorProto.FLOAT, [1]))
+    graph.output.append(helper.make_tensor_value_info(
+        SAMPLES_NAME, TensorProto.FLOAT, ["batch", sampler.channels, resolution, resolution]))
