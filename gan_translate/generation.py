@@ -9,17 +9,15 @@ without them.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from gan_translate.errors import UserError
-from gan_translate.images import tensor_to_uint8
+from gan_translate.images import square_grid, tensor_to_uint8
 
 __all__ = ["Decoder", "check_mixing", "decoder_for", "grid_picture", "latent_walk", "mixing_grid_picture", "slerp"]
 
@@ -68,8 +66,7 @@ def decoder_for(model: Any, batch_size: int, psi: float = 1.0, truncation_cutoff
 
 def grid_picture(images: Tensor, columns: int | None = None) -> np.ndarray:
     """Images (N, C, H, W) in [-1, 1] -> one uint8 picture: ``columns`` per row (default square-ish), 2 px white gaps."""
-    nrow = columns or math.isqrt(images.shape[0] - 1) + 1
-    return tensor_to_uint8(make_grid(images, nrow=nrow, padding=2, pad_value=1.0).clamp(-1, 1))
+    return tensor_to_uint8(square_grid(images, columns))
 
 
 def check_mixing(model: Any, rows: int, columns: int, crossover: int | None) -> None:

@@ -76,7 +76,7 @@ def tiny_dcgan_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: in
 
 def tiny_stylegan2_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: int = 2) -> list[str]:
     """The StyleGAN2 quickstart shrunk to seconds: 32 px, 16 channels at most, 16-d z and w, a 2-layer mapping,
-    4 fixed samples, batches of 4, ADA adjusting every 2 batches fast enough to move p.
+    4 fixed samples, batches of 4, path length and style mixing on, ADA adjusting every 2 batches fast enough to move p.
 
     ``data_root`` is a folder of images (e.g. the synthetic set's ``trainB``).
     """
@@ -94,6 +94,10 @@ def tiny_stylegan2_args(data_root: Path, run_dir: Path, epochs: int = 2, batches
         "--model.num_fixed_samples", "4",
         "--model.ada_interval", "2",
         "--model.ada_kimg", "0.1",
+        # The quickstart turns these two off (ADA's 32 px config); the tiny runs keep them on, so that resume, DDP
+        # and precision tests cover the path-length step (and its running mean) and style mixing.
+        "--model.pl_weight", "2",
+        "--model.style_mixing_prob", "0.9",
     ]
 
 

@@ -9,28 +9,23 @@ frames and ``<run folder>/fixed_noise.gif`` (settings: ``sample_every_n_steps``,
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
-from torchvision.utils import make_grid
 
-from gan_translate.callbacks.progress_animation import FixedNoiseAnimation
 from gan_translate.errors import UserError
 from gan_translate.images import match_channels
 from gan_translate.losses import adversarial_loss, discriminator_loss
-from gan_translate.models.base import GANModule
 from gan_translate.models.registry import register_model
+from gan_translate.models.sampling import SamplingGAN
 from gan_translate.nn import build_discriminator, build_generator
 
 __all__ = ["DCGAN"]
 
 
 @register_model("dcgan")
-class DCGAN(GANModule):
+class DCGAN(SamplingGAN):
     """Unconditional GAN with the DCGAN generator and discriminator (Radford et al. 2016).
 
     Defaults are the paper's: a 100-d standard normal latent, 64x64 images, ngf = ndf = 64, BatchNorm,
@@ -60,7 +55,6 @@ class DCGAN(GANModule):
     The optimiser options (``lr``, ``beta1``, ``beta2``) are those of every model (``GANModule``).
     """
 
-    capabilities = frozenset({"sample"})
     checkpoint_overridable_hparams = frozenset({"sample_every_n_steps", "make_gif", "gif_frame_ms"})
 
     def __init__(
@@ -84,8 +78,6 @@ class DCGAN(GANModule):
             raise UserError(f"model.channels must be 1 or 3, got {channels}")
         if latent_dim < 1:
             raise UserError(f"model.latent_dim must be positive, got {latent_dim}")
-        if num_fixed_samples < 1:
-            raise UserError(f"model.num_fixed_samples must be positive, got {num_fixed_samples}")
         self.generator = build_generator(
             "dcgan", latent_dim=latent_dim, out_channels=channels, ngf=ngf, image_size=resolution, init_gain=init_gain
         )
@@ -95,10 +87,7 @@ class DCGAN(GANModule):
         self.gan_loss = adversarial_loss(gan_loss)
         # LSGAN pushes real logits to 1 and fakes to 0, so its decision boundary is 0.5; BCE and hinge: 0.
         self._threshold = 0.5 if gan_loss == "lsgan" else 0.0
-        # A buffer, not a fresh draw: it goes into every checkpoint, so the progress grids show the same
-        # latents in every epoch, after a resume, and whatever the global seed or the RNG implementation.
-        noise = torch.randn(num_fixed_samples, latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed))
-        self.register_buffer("fixed_noise", noise)
+        self.register_fixed_noise(num_fixed_samples, latent_dim, fixed_noise_seed)
 
     # --- API --------------------------------------------------------------------------------------
     def forward(self, z: Tensor) -> Tensor:
@@ -126,28 +115,12 @@ class DCGAN(GANModule):
             self.generator.train(was_training)
         return torch.cat(chunks)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` generated images ``(n, channels, resolution, resolution)`` in [-1, 1] on the module's device.
-
-        Pass a seeded ``torch.Generator`` for reproducible samples (e.g. for FID / KID).
-        """
-        return self.decode(self.latents(n, generator))
-
     def configure_optimizers(self) -> Any:
         opt_g = self.adam(self.generator.parameters())
         opt_d = self.adam(self.discriminator.parameters())
         return [opt_g, opt_d]
 
     # --- training -------------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        size = getattr(datamodule, "image_size", None)
-        if isinstance(size, int) and size != self.hparams.resolution:
-            raise UserError(
-                f"data.image_size={size} but model.resolution={self.hparams.resolution}; set both to the same size"
-            )
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         try:
@@ -195,20 +168,3 @@ class DCGAN(GANModule):
             "train/d_acc_fake": (d_fake <= self._threshold).float().mean(),
         }
         self.log_training_values(logged, n, prog_bar=("train/d_loss", "train/g_loss"))
-
-    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Latents (a tensor, or a dict with ``"z"``) -> images in [-1, 1]."""
-        z = batch["z"] if isinstance(batch, dict) else batch
-        return self.decode(z)
-
-    # --- progress record -------------------------------------------------------------------------
-    def configure_callbacks(self) -> Sequence[Callback]:
-        hp = self.hparams
-        animation = FixedNoiseAnimation(every_n_steps=hp.sample_every_n_steps, make_gif=hp.make_gif, frame_ms=hp.gif_frame_ms)
-        return [*super().configure_callbacks(), animation]
-
-    def fixed_noise_grid(self) -> Tensor:
-        """The fixed latents rendered as one grid (CHW in [-1, 1], 3 channels, 2 px white padding)."""
-        images = self.decode(self.fixed_noise).float().cpu()
-        nrow = math.isqrt(images.shape[0] - 1) + 1  # ceil(sqrt(n)): a square-ish grid
-        return make_grid(images, nrow=nrow, padding=2, pad_value=1.0).clamp(-1, 1)

@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
-from torchvision.utils import make_grid
 
-from gan_translate.callbacks.progress_animation import FixedNoiseAnimation
 from gan_translate.errors import UserError
 from gan_translate.images import match_channels
 from gan_translate.models.augment import AdaptiveAugment
-from gan_translate.models.base import GANModule
 from gan_translate.models.registry import register_model
+from gan_translate.models.sampling import SamplingGAN
 from gan_translate.nn import build_discriminator, build_generator
 
 __all__ = ["StyleGAN2"]
@@ -40,7 +36,7 @@ COARSE_STYLES = 4
 
 
 @register_model("stylegan2")
-class StyleGAN2(GANModule):
+class StyleGAN2(SamplingGAN):
     """Unconditional StyleGAN2 (config F networks) trained as in the official StyleGAN2-ADA code.
 
     Per batch, in the official order (each phase draws its own latents and is its own optimiser step):
@@ -99,7 +95,6 @@ class StyleGAN2(GANModule):
     scaler) is not tested here and is not recommended.
     """
 
-    capabilities = frozenset({"sample"})
     checkpoint_overridable_hparams = frozenset(
         {"sample_every_n_steps", "make_gif", "gif_frame_ms", "truncation_psi_samples"}
     )
@@ -141,8 +136,7 @@ class StyleGAN2(GANModule):
         super().__init__(lr=lr, beta1=beta1, beta2=beta2, **kwargs)
         if channels not in (1, 3):
             raise UserError(f"model.channels must be 1 or 3, got {channels}")
-        for name, value in (("z_dim", z_dim), ("w_dim", w_dim), ("num_fixed_samples", num_fixed_samples),
-                            ("r1_interval", r1_interval), ("pl_interval", pl_interval),
+        for name, value in (("z_dim", z_dim), ("w_dim", w_dim), ("r1_interval", r1_interval), ("pl_interval", pl_interval),
                             ("pl_batch_shrink", pl_batch_shrink)):
             if value < 1:
                 raise UserError(f"model.{name} must be at least 1, got {value}")
@@ -164,9 +158,7 @@ class StyleGAN2(GANModule):
         self.augment_pipe = AdaptiveAugment(augment, augment_p, ada_target, ada_interval, ada_kimg)
         self.register_buffer("pl_mean", torch.zeros(()))
         self.pl_mean: Tensor
-        noise = torch.randn(num_fixed_samples, z_dim, generator=torch.Generator().manual_seed(fixed_noise_seed))
-        self.register_buffer("fixed_noise", noise)
-        self.fixed_noise: Tensor
+        self.register_fixed_noise(num_fixed_samples, z_dim, fixed_noise_seed)
         self._last_values: dict[str, Tensor] = {}  # the latest R1 / path-length values, for the logs only
 
     # --- API --------------------------------------------------------------------------------------
@@ -223,13 +215,6 @@ class StyleGAN2(GANModule):
         """
         return torch.cat([self.synthesize(self.styles(part, psi, truncation_cutoff), batch_size, noise_mode)
                           for part in z.split(batch_size)])
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` generated images ``(n, channels, resolution, resolution)`` in [-1, 1] on the module's device.
-
-        Untruncated (psi = 1, as FID / KID are measured); pass a seeded ``torch.Generator`` for reproducible samples.
-        """
-        return self.decode(self.latents(n, generator))
 
     @torch.no_grad()
     def mix(self, z_coarse: Tensor, z_fine: Tensor, crossover: int = COARSE_STYLES, psi: float = 1.0,
@@ -361,15 +346,6 @@ class StyleGAN2(GANModule):
         super().on_fit_start()
         self._last_values = {}  # made on the first batch, on the device of this fit
 
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        size = getattr(datamodule, "image_size", None)
-        if isinstance(size, int) and size != self.hparams.resolution:
-            raise UserError(
-                f"data.image_size={size} but model.resolution={self.hparams.resolution}; set both to the same size"
-            )
-
     def _real_images(self, batch: dict[str, Any]) -> Tensor:
         hp = self.hparams
         try:
@@ -447,20 +423,7 @@ class StyleGAN2(GANModule):
         }
         self.log_training_values(logged, n, prog_bar=("train/d_loss", "train/g_loss", "train/augment_p"))
 
-    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Latents (a tensor, or a dict with ``"z"``) -> images in [-1, 1] of the EMA generator."""
-        z = batch["z"] if isinstance(batch, dict) else batch
-        return self.decode(z)
-
     # --- progress record -------------------------------------------------------------------------
-    def configure_callbacks(self) -> Sequence[Callback]:
-        hp = self.hparams
-        animation = FixedNoiseAnimation(every_n_steps=hp.sample_every_n_steps, make_gif=hp.make_gif, frame_ms=hp.gif_frame_ms)
-        return [*super().configure_callbacks(), animation]
-
-    def fixed_noise_grid(self) -> Tensor:
-        """The fixed latents through the EMA generator (psi ``truncation_psi_samples``) as one grid (CHW in
-        [-1, 1], 3 channels, 2 px white padding)."""
-        images = self.decode(self.fixed_noise, psi=self.hparams.truncation_psi_samples).float().cpu()
-        nrow = math.isqrt(images.shape[0] - 1) + 1  # ceil(sqrt(n)): a square-ish grid
-        return make_grid(images, nrow=nrow, padding=2, pad_value=1.0).clamp(-1, 1)
+    def fixed_noise_options(self) -> dict[str, Any]:
+        """The progress grids use the EMA generator (as every sample) with psi ``truncation_psi_samples``."""
+        return {"psi": self.hparams.truncation_psi_samples}
