@@ -13,7 +13,7 @@ Cases (``--kinds``):
   ``on_train_batch_start`` to ``on_train_batch_end``; the classic transcription (``classic_reference.py``) is
   timed around ``optimize_parameters()``. Data are random tensors already in memory for both (data loading
   is not what is compared).
-* ``infer``: the translate path (``gan_translate.inference.Translator.translate_batch``: inference mode,
+* ``infer``: the translate path (``gan_translate.inference.translator.Translator.translate_batch``: inference mode,
   padding, crop, clamp) of the CycleGAN / pix2pix generator at batch 1 and batched, against the classic
   test loop's call (eval, ``torch.no_grad``, batch 1).
 
@@ -229,7 +229,7 @@ def _infer(spec: dict[str, Any]) -> dict[str, Any]:
             out = classic_inference(generator, images.to(device))
             return out.cpu()
     else:
-        from gan_translate.inference import Translator, compile_for_inference, prepare_for_inference
+        from gan_translate.inference.translator import Translator, compile_for_inference, prepare_for_inference
 
         flags = _flags(spec["variant"])
         model = _our_model(spec)

@@ -207,7 +207,7 @@ def memory(setting: str, steps: int) -> dict[str, Any]:
 def _fit_and_score(config: str, root: Path, folder: Path, iterations: int, max_seconds: float | None) -> dict[str, Any]:
     from gan_translate.artifacts import newest_checkpoint
     from gan_translate.cli import main
-    from gan_translate.evaluation import EvaluationRequest, evaluate
+    from gan_translate.evaluation.evaluate import EvaluationRequest, evaluate
 
     args = ["fit", "--config", str(REPO / "configs" / config / "quickstart.yaml"), "--data.root", str(root),
             "--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.max_steps", str(2 * iterations),
@@ -230,7 +230,7 @@ def _fit_and_score(config: str, root: Path, folder: Path, iterations: int, max_s
 
 def quality(iterations: int) -> dict[str, Any]:
     from gan_translate.data.synthetic import make_synthetic
-    from gan_translate.evaluation import EvaluationRequest, evaluate
+    from gan_translate.evaluation.evaluate import EvaluationRequest, evaluate
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from gan_translate.artifacts.portable import ONNX_OPSET, PortableGenerator, onnx_bytes
-    from gan_translate.files import atomic_write
+    from gan_translate.core.files import atomic_write
 
     network = build_generator(args.ngf, args.n_blocks)
     multiple = int(network.size_multiple)

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from gan_translate.inference import load_translator
+    from gan_translate.inference.translator import load_translator
 
     modes = [m for m in args.modes.split(",") if m]
     unknown = set(modes) - set(MODES)

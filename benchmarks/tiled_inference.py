@@ -7,7 +7,7 @@
 
 Each case runs in a fresh process (so one case's allocator caches do not count in the next) that builds a ResNet-9
 generator (random weights: the cost is the same as a trained one's) and a smooth random photo of the size, then
-translates it once through :class:`gan_translate.inference.Translator`, whole or with ``--tile`` / ``--tile-overlap``
+translates it once through :class:`gan_translate.inference.translator.Translator`, whole or with ``--tile`` / ``--tile-overlap``
 (the ``translate --tile`` path: streamed from the uint8 photo to the uint8 result, statistics pass at
 ``--tile-stats-size``, then the tiles; ``--tile-overlap auto``: from the network's measured receptive field).
 ``--ngf 16`` builds the same 9-block generator with a quarter of the channels: a sixteenth of the arithmetic, a
@@ -47,9 +47,9 @@ def run_case(mode: str, width: int, height: int, tile: int, overlap: str, stats_
     import numpy as np
     import torch
 
-    from gan_translate.inference import Translator
+    from gan_translate.inference.tiling import TileOptions, fit_tiles
+    from gan_translate.inference.translator import Translator
     from gan_translate.nn.resnet import ResnetGenerator
-    from gan_translate.tiling import TileOptions, fit_tiles
 
     torch.manual_seed(0)
     network = ResnetGenerator(ngf=ngf, n_blocks=9).eval()

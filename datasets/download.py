@@ -29,10 +29,10 @@ import zipfile
 from pathlib import Path
 
 try:
-    from gan_translate.errors import DataError, UserError
+    from gan_translate.core.errors import DataError, UserError
 except ImportError:  # run from a checkout without `pip install -e .`: use the repository's package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from gan_translate.errors import DataError, UserError
+    from gan_translate.core.errors import DataError, UserError
 
 DEFAULT_MIRROR = "http://efrosgans.eecs.berkeley.edu"
 MIRROR_ENV = "GAN_TRANSLATE_DATASETS_MIRROR"

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 try:
-    from gan_translate.errors import UserError
+    from gan_translate.core.errors import UserError
 except ImportError:  # run from a checkout without `pip install -e .`: use the repository's package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from gan_translate.errors import UserError
+    from gan_translate.core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from gan_translate.commands import COMMAND_MODULES, load_command
 from gan_translate.commands.options import DefaultsHelpFormatter
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.training.config_errors import (
     check_config_syntax,
     config_files,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_translate.registry import Registry
+from gan_translate.core.registry import Registry
 
 
 @dataclass(frozen=True)

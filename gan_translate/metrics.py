@@ -44,8 +44,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
 from torchmetrics.utilities.data import dim_zero_cat
 
-from gan_translate.errors import UserError
-from gan_translate.images import images_to_uint8, match_channels
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import images_to_uint8, match_channels
 
 __all__ = [
     "ALL_METRICS",

@@ -110,3 +110,30 @@ def test_architecture_doc_names_every_module() -> None:
         if name not in text:
             missing.append(str(path.relative_to(PACKAGE)))
     assert not missing, f"docs/ARCHITECTURE.md does not mention: {missing}"
+
+
+#: The top of the package is its bands (docs/ARCHITECTURE.md); a new module goes inside one of them.
+MAX_TOP_LEVEL_ENTRIES = 16
+
+
+def test_the_top_level_is_the_bands() -> None:
+    """At most 16 entries at the top of gan_translate/ (``__init__`` / ``__main__`` aside), each named in the
+    layer contract and drawn in the bands of docs/ARCHITECTURE.md and CONTRIBUTING.md."""
+    import tomllib
+
+    entries = sorted(
+        path.stem for path in PACKAGE.iterdir()
+        if path.name not in {"__init__.py", "__main__.py"} and not path.name.startswith((".", "_"))
+        and (path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists()))
+    )
+    assert len(entries) <= MAX_TOP_LEVEL_ENTRIES, entries
+    contract = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    in_contract = {name.strip().removeprefix("gan_translate.") for layer in contract["layers"] for name in layer.split("|")}
+    assert set(entries) - in_contract == set(), "top-level entries missing from the layer contract"
+    architecture = (REPO_ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    bands = architecture[architecture.index("## The layers"):architecture.index("## Where a new piece goes")]
+    contributing = (REPO_ROOT / "CONTRIBUTING.md").read_text()
+    for entry in entries:
+        shown = f"{entry}/" if (PACKAGE / entry).is_dir() else f"{entry}.py"
+        assert shown in bands, f"docs/ARCHITECTURE.md's bands do not draw {shown}"
+        assert shown in contributing, f"CONTRIBUTING.md does not place {shown} in a band"

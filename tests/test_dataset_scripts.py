@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gan_translate.core.errors import DataError
 from gan_translate.data.combine import combine_pairs
-from gan_translate.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "datasets"

@@ -1,4 +1,4 @@
-"""gan_translate.files: every writer's atomic write and the never-overwrite names."""
+"""gan_translate.core.files: every writer's atomic write and the never-overwrite names."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_translate.files import atomic_write, remove_stale_temp_files, unused_path
+from gan_translate.core.files import atomic_write, remove_stale_temp_files, unused_path
 
 
 def test_writes_whole_files_with_normal_permissions(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""gan_translate.images: conversions between uint8 arrays and [-1, 1] tensors, and between channel counts."""
+"""gan_translate.core.images: conversions between uint8 arrays and [-1, 1] tensors, and between channel counts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_translate.errors import UserError
-from gan_translate.images import (
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import (
     LUMA_WEIGHTS,
     as_tensor_image,
     images_to_uint8,
@@ -60,7 +60,7 @@ def test_any_image_becomes_a_generator_input() -> None:
 
 
 def test_large_images_convert_in_bands_with_the_same_result() -> None:
-    from gan_translate.images import images_to_uint8
+    from gan_translate.core.images import images_to_uint8
 
     tall = torch.rand(3, 1100, 7, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1  # past 512 rows, some clamped
     expected = images_to_uint8(tall).permute(1, 2, 0).numpy()

@@ -1,4 +1,4 @@
-"""Every private Lightning access of gan_translate.lightning_compat, checked against the installed Lightning.
+"""Every private Lightning access of gan_translate.core.lightning_compat, checked against the installed Lightning.
 
 When a Lightning upgrade renames one of them, the test of that function fails here, naming it; without this the
 symptom would be a wrong resume or a crash deep in a training run."""
@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 
-from gan_translate import lightning_compat as compat
+from gan_translate.core import lightning_compat as compat
 
 
 class _Tiny(pl.LightningModule):

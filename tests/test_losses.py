@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.losses import ADVERSARIAL_LOSSES, adversarial_loss, discriminator_loss, l1, patch_nce
 
 

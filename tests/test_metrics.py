@@ -13,8 +13,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from gan_translate.errors import UserError
-from gan_translate.images import images_to_uint8, to_unit_range
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import images_to_uint8, to_unit_range
 from gan_translate.metrics import (
     FidKid,
     RandomConvFeatures,
@@ -93,7 +93,7 @@ def test_image_policy_resizes_shorter_side_and_centre_crops() -> None:
 
 
 def test_images_to_uint8_rounds_like_saved_images() -> None:
-    from gan_translate.images import tensor_to_uint8
+    from gan_translate.core.images import tensor_to_uint8
 
     images = torch.rand(2, 3, 8, 8) * 2.2 - 1.1
     np.testing.assert_array_equal(images_to_uint8(images).permute(0, 2, 3, 1).numpy(), tensor_to_uint8(images))

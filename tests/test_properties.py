@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
+from gan_translate.core.images import tensor_to_uint8, uint8_to_tensor
 from gan_translate.data.io import load_image, save_image
 from gan_translate.data.options import ImageTransform
 from gan_translate.data.resumable import ResumableSampler
-from gan_translate.images import tensor_to_uint8, uint8_to_tensor
-from gan_translate.inference import Translator, pad_to_multiple
+from gan_translate.inference.translator import Translator, pad_to_multiple
 
 _TMP = tempfile.TemporaryDirectory()
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -192,8 +192,8 @@ def test_training_stream_does_not_depend_on_workers(synthetic_root: Path) -> Non
     ],
 )
 def test_unusable_devices_are_one_line(device: str, message: str) -> None:
-    from gan_translate.errors import UserError
-    from gan_translate.inference import resolve_device
+    from gan_translate.core.errors import UserError
+    from gan_translate.inference.translator import resolve_device
 
     if device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")

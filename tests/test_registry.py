@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gan_translate.directions import DIRECTIONS, check_direction, domains, key_suffix
-from gan_translate.errors import UserError
-from gan_translate.registry import Registry
+from gan_translate.core.directions import DIRECTIONS, check_direction, domains, key_suffix
+from gan_translate.core.errors import UserError
+from gan_translate.core.registry import Registry
 
 
 def test_registry_lookup_and_errors() -> None:

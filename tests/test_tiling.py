@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from gan_translate.errors import UserError
-from gan_translate.images import tensor_to_uint8
-from gan_translate.nn.resnet import ResnetGenerator
-from gan_translate.nn.unet import UnetGenerator
-from gan_translate.tiling import (
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import tensor_to_uint8
+from gan_translate.inference.tiling import (
     TileOptions,
     auto_tile_size,
     context_radius,
@@ -24,6 +22,8 @@ from gan_translate.tiling import (
     tiled_forward,
     tiled_translate,
 )
+from gan_translate.nn.resnet import ResnetGenerator
+from gan_translate.nn.unet import UnetGenerator
 
 CPU = torch.device("cpu")
 TILE, OVERLAP = 128, 48
@@ -90,7 +90,7 @@ def _per_tile_statistics():
     class NoFreezing:
         recorded: list = []
 
-    import gan_translate.tiling as tiling
+    import gan_translate.inference.tiling as tiling
 
     original = tiling.frozen_norm_statistics
     tiling.frozen_norm_statistics = lambda network, statistics=None: nullcontext(NoFreezing())
@@ -164,7 +164,7 @@ def test_the_streamed_uint8_path_gives_the_tensor_paths_result_to_the_bit() -> N
 
 
 def test_the_banded_downscaling_equals_one_antialiased_resize() -> None:
-    from gan_translate.tiling import _downscaled
+    from gan_translate.inference.tiling import _downscaled
 
     image = _image(600, 260)
     banded = _downscaled(lambda rows, columns: image[..., rows, columns], 600, 260, 160)

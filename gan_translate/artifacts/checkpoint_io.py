@@ -3,7 +3,7 @@
 :class:`AtomicCheckpointIO` is the Lightning ``CheckpointIO`` plugin every ``gan-translate fit`` uses (the CLI
 installs it when no other checkpoint plugin is configured):
 
-* **atomic saves**: the checkpoint is written with :func:`gan_translate.files.atomic_write` (a hidden temporary
+* **atomic saves**: the checkpoint is written with :func:`gan_translate.core.files.atomic_write` (a hidden temporary
   file in the *same folder*, flushed to disk, then renamed over the target). A crash, ``kill -9`` or full disk
   while saving leaves the previous ``last.ckpt`` intact, never a truncated one. Lightning's own writer keeps the
   whole checkpoint in memory and, for local paths, moves a temporary file from the system temp folder, which is
@@ -27,8 +27,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from gan_translate.artifacts.checkpoints import unpickling_error
-from gan_translate.files import atomic_write, remove_stale_temp_files
-from gan_translate.lightning_compat import PathLike, is_local_path
+from gan_translate.core.files import atomic_write, remove_stale_temp_files
+from gan_translate.core.lightning_compat import PathLike, is_local_path
 
 __all__ = ["AtomicCheckpointIO", "atomic_torch_save"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from gan_translate.errors import CheckpointError
+from gan_translate.core.errors import CheckpointError
 from gan_translate.models.base import CHECKPOINT_KEY
 
 __all__ = [

@@ -20,8 +20,9 @@ import torch
 
 from gan_translate.artifacts.checkpoints import unpickling_error
 from gan_translate.artifacts.export import write_generator_file
-from gan_translate.directions import DIRECTIONS
-from gan_translate.errors import CheckpointError, UserError
+from gan_translate.core.directions import DIRECTIONS
+from gan_translate.core.errors import CheckpointError, UserError
+from gan_translate.core.version import __version__
 from gan_translate.models import MODELS, GANModule
 from gan_translate.models.pix2pix import INFERENCE_MODES
 from gan_translate.nn.classic_keys import (
@@ -31,7 +32,6 @@ from gan_translate.nn.classic_keys import (
     map_classic_state,
     strip_legacy_keys,
 )
-from gan_translate.version import __version__
 
 __all__ = ["ClassicImport", "ImportedModel", "import_classic", "read_classic_state_dict"]
 

@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_translate.errors import UserError
-from gan_translate.files import atomic_write
+from gan_translate.core.errors import UserError
+from gan_translate.core.files import atomic_write
 
 __all__ = [
     "DEFAULT_MIRROR",

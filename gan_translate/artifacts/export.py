@@ -12,7 +12,7 @@ a fraction of a training checkpoint's size (no discriminators, optimiser states 
 Sampling models (DCGAN, StyleGAN2) have no directions: every format holds the network their ``decode`` runs,
 DCGAN's ``generator`` or StyleGAN2's EMA copy ``generator_ema`` (:data:`SAMPLER_KEY` in the safetensors' direction
 map, which :func:`~gan_translate.artifacts.load_model` reads back for ``generate``); the standalone files map latents
-to images (:class:`~gan_translate.artifacts.portable.PortableSampler`). The format follows the output's suffix; every file is written through :func:`gan_translate.files.atomic_write` and an
+to images (:class:`~gan_translate.artifacts.portable.PortableSampler`). The format follows the output's suffix; every file is written through :func:`gan_translate.core.files.atomic_write` and an
 existing one is replaced only when asked. docs/export.md describes the files.
 """
 
@@ -38,11 +38,11 @@ from gan_translate.artifacts.portable import (
     sampler_torchscript_bytes,
     torchscript_bytes,
 )
-from gan_translate.directions import DIRECTIONS, domains
-from gan_translate.errors import CheckpointError, UserError
-from gan_translate.files import atomic_write
+from gan_translate.core.directions import DIRECTIONS, domains
+from gan_translate.core.errors import CheckpointError, UserError
+from gan_translate.core.files import atomic_write
+from gan_translate.core.version import __version__
 from gan_translate.models import MODELS, GANModule, models_that
-from gan_translate.version import __version__
 
 __all__ = ["EXPORT_DIRECTIONS", "EXPORT_FORMATS", "FORMAT_SUFFIXES", "SAMPLER_KEY", "ExportResult", "export_format",
            "export_generators", "export_model", "is_sampler", "sampling_network", "write_generator_file"]

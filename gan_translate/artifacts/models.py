@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from gan_translate.artifacts.checkpoints import load_checkpoint, model_name
-from gan_translate.errors import CapabilityError, CheckpointError
+from gan_translate.core.errors import CapabilityError, CheckpointError
 from gan_translate.models import MODELS, GANModule
 from gan_translate.models.capabilities import CAPABILITY_USES, Capability, capability_use
 from gan_translate.models.registry import models_that

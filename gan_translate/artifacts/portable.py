@@ -2,7 +2,7 @@
 
 Both files take float32 NCHW RGB images in [-1, 1] of any height and width (from ``min_side`` pixels up) and
 return the translation at the same size, in [-1, 1]. Our generators need sides that are multiples of
-``size_multiple``; the file itself does what ``translate`` does (:mod:`gan_translate.inference`): reflect-pad the
+``size_multiple``; the file itself does what ``translate`` does (:mod:`gan_translate.inference.translator`): reflect-pad the
 bottom / right up to the multiple, run the generator, crop back, clamp. So a user's five lines of onnxruntime or
 ``torch.jit.load`` give ``translate``'s result (to float rounding), with no padding code of their own.
 
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.nn.stylegan2 import ModulatedConv2d, StyleGAN2Generator, _upsample2x
 
 __all__ = [

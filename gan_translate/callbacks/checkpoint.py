@@ -7,7 +7,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from gan_translate.lightning_compat import ModelCheckpointWithMissingMonitorHook, validation_has_run
+from gan_translate.core.lightning_compat import ModelCheckpointWithMissingMonitorHook, validation_has_run
 
 __all__ = ["ModelCheckpoint"]
 

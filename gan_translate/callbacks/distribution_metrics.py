@@ -30,11 +30,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from gan_translate.directions import DIRECTIONS, domains, key_suffix
-from gan_translate.errors import UserError
-from gan_translate.images import match_channels
+from gan_translate.core.directions import DIRECTIONS, domains, key_suffix
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import match_channels
+from gan_translate.core.random_streams import rank_seed
 from gan_translate.metrics import FidKid
-from gan_translate.random_streams import rank_seed
 
 __all__ = ["DistributionMetrics"]
 

@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from gan_translate.errors import NonFiniteLossError
+from gan_translate.core.errors import NonFiniteLossError
 
 __all__ = ["NonFiniteGuard", "last_good_checkpoint", "nonfinite_message"]
 

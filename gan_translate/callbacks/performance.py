@@ -10,7 +10,7 @@ A callback, so no model's ``__init__`` or hyperparameters change and checkpoints
 
 or on the command line ``--trainer.callbacks+=gan_translate.callbacks.PerformanceOptions
 --trainer.callbacks.channels_last=true`` (``gan_translate.perf.PerformanceOptions``, the 0.1 path, still works).
-The inference switches are in :mod:`gan_translate.inference`.
+The inference switches are in :mod:`gan_translate.inference.translator`.
 
 Both switches are numerically checked against the default path in ``tests/test_precision.py``:
 channels-last only reorders the memory of 4-D tensors, so outputs agree with the default path to float

@@ -11,9 +11,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
 from gan_translate.callbacks.run_folder import run_folder
+from gan_translate.core.files import unused_path
+from gan_translate.core.images import tensor_to_uint8
 from gan_translate.data.io import save_image
-from gan_translate.files import unused_path
-from gan_translate.images import tensor_to_uint8
 
 __all__ = ["PredictionImageWriter"]
 

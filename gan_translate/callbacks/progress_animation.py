@@ -22,9 +22,9 @@ from PIL import Image
 
 from gan_translate.callbacks.run_folder import run_folder
 from gan_translate.callbacks.sample_images import log_image, samples_folder
+from gan_translate.core.files import atomic_write
+from gan_translate.core.images import tensor_to_uint8
 from gan_translate.data.io import save_image
-from gan_translate.files import atomic_write
-from gan_translate.images import tensor_to_uint8
 
 __all__ = ["FRAME_PREFIX", "GIF_NAME", "FixedNoiseAnimation", "fixed_noise_frames", "make_gif"]
 

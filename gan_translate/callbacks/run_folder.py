@@ -8,7 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.cli import SaveConfigCallback
 
-from gan_translate.files import unused_path
+from gan_translate.core.files import unused_path
 
 __all__ = ["RunConfigSaver", "run_folder"]
 

@@ -11,8 +11,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from gan_translate.callbacks.run_folder import run_folder
+from gan_translate.core.files import unused_path
 from gan_translate.data.io import save_image
-from gan_translate.files import unused_path
 
 __all__ = ["SampleImageWriter", "log_image", "samples_folder"]
 

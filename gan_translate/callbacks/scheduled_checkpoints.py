@@ -30,8 +30,8 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan_translate.callbacks.nonfinite import checkpoint_kept, last_good_checkpoint
-from gan_translate.errors import UserError
-from gan_translate.lightning_compat import mark_saved_at, step_of_last_save, version_counter_enabled
+from gan_translate.core.errors import UserError
+from gan_translate.core.lightning_compat import mark_saved_at, step_of_last_save, version_counter_enabled
 
 __all__ = ["SIGNALS", "ScheduledCheckpoints", "TrainingInterrupted", "last_checkpoint_path"]
 

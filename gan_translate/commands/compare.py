@@ -13,7 +13,7 @@ Writes, under ``--output``:
   method;
 * with ``--wandb``: the table (``wandb.Table``) and the grids.
 
-The pictures, metrics and tables are made by :mod:`gan_translate.comparison`.
+The pictures, metrics and tables are made by :mod:`gan_translate.evaluation.comparison`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from tqdm import tqdm
 from gan_translate.commands.gatys_options import add_gatys_arguments, stylizer_from_args
 from gan_translate.commands.inputs import check_output_folder, collect_inputs, relative_names, resolve_style, result_name
 from gan_translate.commands.options import add_checkpoint, add_direction, add_overwrite, start_wandb_for
-from gan_translate.comparison import (
+from gan_translate.core.errors import UserError
+from gan_translate.core.files import atomic_write
+from gan_translate.data.io import load_image, save_image
+from gan_translate.evaluation.comparison import (
     METRICS,
     csv_text,
     ground_truth_files,
@@ -43,12 +46,9 @@ from gan_translate.comparison import (
     table_columns,
     vgg_losses,
 )
-from gan_translate.data.io import load_image, save_image
-from gan_translate.errors import UserError
-from gan_translate.files import atomic_write
-from gan_translate.inference import Translator, load_translator
+from gan_translate.inference.style import AdaINStylizer, load_adain_stylizer
+from gan_translate.inference.translator import Translator, load_translator
 from gan_translate.style.pipeline import Stylizer
-from gan_translate.style_inference import AdaINStylizer, load_adain_stylizer
 
 NAME = "compare"
 HELP = "compare a translator checkpoint (CycleGAN, Pix2Pix, ...) with the Gatys style-transfer baseline (grids, timings, L1/PSNR/SSIM)"

@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures, summary_file
 from gan_translate.commands.options import add_device, add_overwrite, add_vgg_options, vgg_extractor_from_args
+from gan_translate.core.errors import DataError, UserError
+from gan_translate.core.files import atomic_write
 from gan_translate.data.io import load_image, save_image
-from gan_translate.errors import DataError, UserError
-from gan_translate.files import atomic_write
 from gan_translate.style.dream import DreamConfig, dream_uint8
 
 NAME = "dream"

@@ -1,6 +1,6 @@
 """`gan-translate evaluate`: FID / KID / L1 / PSNR / SSIM of a checkpoint's translations, or of any two folders.
 
-The flags become an :class:`~gan_translate.evaluation.EvaluationRequest`; :mod:`gan_translate.evaluation` says
+The flags become an :class:`~gan_translate.evaluation.evaluate.EvaluationRequest`; :mod:`gan_translate.evaluation.evaluate` says
 what is scored against what, and what the JSON file (``--output``) holds.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from gan_translate.commands.options import DefaultsHelpFormatter, add_checkpoint, add_device, add_direction
-from gan_translate.directions import DIRECTIONS
-from gan_translate.evaluation import EvaluationRequest, evaluate, format_table
-from gan_translate.files import atomic_write
+from gan_translate.core.directions import DIRECTIONS
+from gan_translate.core.files import atomic_write
+from gan_translate.evaluation.evaluate import EvaluationRequest, evaluate, format_table
 
 NAME = "evaluate"
 HELP = "score translations (FID, KID, L1, PSNR, SSIM) from a checkpoint, or two folders of images"

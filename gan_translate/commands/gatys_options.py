@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from gan_translate.commands.options import add_device, add_vgg_options, add_wandb_options, warn_if_random_vgg
-from gan_translate.errors import UserError
-from gan_translate.inference import resolve_device
+from gan_translate.core.errors import UserError
+from gan_translate.inference.translator import resolve_device
 from gan_translate.style.gatys import INITS, LINE_SEARCHES, OPTIMIZERS, GatysConfig, parse_sizes
 from gan_translate.style.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from gan_translate.style.pipeline import Stylizer, build_stylizer

@@ -22,10 +22,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gan_translate.commands.options import add_checkpoint, add_device, add_overwrite
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 if TYPE_CHECKING:
-    from gan_translate.generation import Decoder
+    from gan_translate.inference.generation import Decoder
 
 NAME = "generate"
 HELP = "generate images with a trained generator checkpoint (DCGAN, StyleGAN2)"
@@ -114,8 +114,8 @@ def _refuse_overwrite(paths: list[Path]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gan_translate.artifacts import load_model
-    from gan_translate.generation import check_mixing, decoder_for
-    from gan_translate.inference import resolve_device
+    from gan_translate.inference.generation import check_mixing, decoder_for
+    from gan_translate.inference.translator import resolve_device
 
     _check_args(args)
     mixing_shape = _mixing_shape(args.mixing_grid)
@@ -151,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_samples(decode: Decoder, latents: Tensor, samples: list[Path], keep: bool, batch_size: int) -> list[Tensor]:
     """Every sample file; returns the images the grid shows (the first GRID_LIMIT) when ``keep``."""
+    from gan_translate.core.images import tensor_to_uint8
     from gan_translate.data.io import save_image
-    from gan_translate.images import tensor_to_uint8
 
     kept: list[Tensor] = []
     with tqdm(total=len(samples), desc="generate", unit="img", disable=None) as progress:
@@ -173,7 +173,7 @@ def _write_extras(
 ) -> list[str]:
     """grid.png, the interpolation strips, mixing_grid.png and the walk, as asked; returns what was written."""
     from gan_translate.data.io import save_image
-    from gan_translate.generation import grid_picture, latent_walk, mixing_grid_picture, slerp
+    from gan_translate.inference.generation import grid_picture, latent_walk, mixing_grid_picture, slerp
 
     written: list[str] = []
     if grid_path is not None:
@@ -190,7 +190,7 @@ def _write_extras(
                    mixing_path)
         written.append("mixing_grid.png")
     if animation_path is not None:
-        from gan_translate.video import write_animation
+        from gan_translate.inference.video import write_animation
 
         legs, steps = 4, args.animate_frames // 4
         frames = latent_walk(decode, model.latents, min(args.num, 16), legs, steps, rng)

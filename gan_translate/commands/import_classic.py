@@ -13,7 +13,7 @@ from pathlib import Path
 from gan_translate.artifacts.classic import ClassicImport, ImportedModel, import_classic
 from gan_translate.artifacts.classic_zoo import download_classic_model, zoo_model, zoo_table
 from gan_translate.commands.options import add_direction, add_overwrite
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.models.pix2pix import INFERENCE_MODES
 from gan_translate.nn.classic_keys import CLASSIC_ARCHS, CLASSIC_NORMS
 

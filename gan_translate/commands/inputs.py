@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from gan_translate.core.errors import UserError
 from gan_translate.data.io import IMG_EXTENSIONS, list_images, writable_image_format
-from gan_translate.errors import UserError
 
 #: What a result whose input has an extension no image writer knows (``photo``, ``scan.heic``) is saved as.
 FALLBACK_EXTENSION = ".png"

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gan_translate.directions import DIRECTIONS
-from gan_translate.loggers import WANDB_MODES, start_wandb_run
+from gan_translate.core.directions import DIRECTIONS
+from gan_translate.training.loggers import WANDB_MODES, start_wandb_run
 
 __all__ = [
     "add_checkpoint",
@@ -62,7 +62,7 @@ def add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup, wha
 
 
 def add_tile_options(parser: argparse.ArgumentParser) -> None:
-    """``--tile`` and its settings: large images translated tile by tile (:mod:`gan_translate.tiling`)."""
+    """``--tile`` and its settings: large images translated tile by tile (:mod:`gan_translate.inference.tiling`)."""
     tiles = parser.add_argument_group("full resolution (docs/full_resolution.md)")
     tiles.add_argument("--tile", default=None,
                        help="translate images larger than N px a side in N px tiles (bounded memory, no seams); "
@@ -98,7 +98,7 @@ def warn_if_random_vgg(extractor: Any, what: str) -> None:
 
 def vgg_extractor_from_args(args: argparse.Namespace, layers: Sequence[str], what: str) -> Any:
     """The frozen VGG19 returning ``layers`` that ``--vgg-weights`` / ``--pooling`` / ``--device`` describe."""
-    from gan_translate.inference import resolve_device
+    from gan_translate.inference.translator import resolve_device
     from gan_translate.nn.vgg import VGG19Features
 
     extractor = VGG19Features(layers, weights=args.vgg_weights, pooling=args.pooling).to(resolve_device(args.device))

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from gan_translate.commands.options import add_device, add_tile_options
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 if TYPE_CHECKING:  # the serve extra is imported only when the command runs, so `--help` works without it
     from gan_translate.serving.app import ServeSettings
@@ -112,7 +112,7 @@ def _gatys(args: argparse.Namespace) -> tuple[Stylizer | None, str]:
     """(Stylizer, "") or (None, why not): missing ImageNet weights offline leave the rest of the server working."""
     import sys
 
-    from gan_translate.inference import resolve_device
+    from gan_translate.inference.translator import resolve_device
     from gan_translate.style.gatys import GatysConfig
     from gan_translate.style.pipeline import build_stylizer
 

@@ -23,10 +23,10 @@ from tqdm import tqdm
 from gan_translate.commands.gatys_options import add_gatys_arguments, stylizer_from_args
 from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures, resolve_style, summary_file
 from gan_translate.commands.options import add_overwrite, start_wandb_for
+from gan_translate.core.errors import DataError, UserError
+from gan_translate.core.files import atomic_write
+from gan_translate.core.images import tensor_to_uint8
 from gan_translate.data.io import load_image, save_image
-from gan_translate.errors import DataError, UserError
-from gan_translate.files import atomic_write
-from gan_translate.images import tensor_to_uint8
 from gan_translate.style.gatys import StylizeProgress
 from gan_translate.style.pipeline import Stylizer
 
@@ -158,7 +158,7 @@ def _style_weights(text: str | None, count: int) -> list[float] | None:
 
 def _run_adain(args: argparse.Namespace, plan: _Plan) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """AdaIN: every content image in one forward pass (equal sizes batched); the records and the settings."""
-    from gan_translate.style_inference import load_adain_stylizer
+    from gan_translate.inference.style import load_adain_stylizer
 
     stylizer = load_adain_stylizer(args.checkpoint, args.adain_encoder, args.adain_decoder, args.device, args.style_size)
     if not stylizer.model.pretrained:

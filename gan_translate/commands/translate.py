@@ -13,11 +13,11 @@ from tqdm import tqdm
 
 from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures
 from gan_translate.commands.options import add_checkpoint, add_device, add_direction, add_overwrite, add_tile_options
-from gan_translate.errors import DataError, UserError
+from gan_translate.core.errors import DataError, UserError
 
 if TYPE_CHECKING:
-    from gan_translate.inference import Translator
-from gan_translate.inference import Translator
+    from gan_translate.inference.translator import Translator
+from gan_translate.inference.translator import Translator
 
 NAME = "translate"
 HELP = "translate images (or a video) with a trained translator checkpoint (CycleGAN, Pix2Pix, ...)"
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _translator(args: argparse.Namespace) -> Translator:
-    from gan_translate.inference import load_translator
+    from gan_translate.inference.translator import load_translator
 
     return load_translator(args.checkpoint, direction=args.direction, device=args.device, precision=args.precision,
                            compile=args.compile, tile=args.tile, tile_overlap=args.tile_overlap,
@@ -55,7 +55,7 @@ def _translator(args: argparse.Namespace) -> Translator:
 
 def _video_output(source: Path, output: Path, overwrite: bool) -> Path:
     """``--output`` for a video: a video file name, or a folder (the result keeps the input's name)."""
-    from gan_translate.video import VIDEO_SUFFIXES, is_video
+    from gan_translate.inference.video import VIDEO_SUFFIXES, is_video
 
     target = output if is_video(output) else output / source.name
     if output.suffix and not is_video(output) and not output.is_dir():
@@ -69,7 +69,7 @@ def _video_output(source: Path, output: Path, overwrite: bool) -> Path:
 
 
 def _run_video(args: argparse.Namespace, source: Path) -> int:
-    from gan_translate.video import require_pyav, translate_video
+    from gan_translate.inference.video import require_pyav, translate_video
 
     require_pyav()  # before the checkpoint is read: the missing extra is the first thing to hear about
     if not source.is_file():
@@ -87,7 +87,7 @@ def _run_video(args: argparse.Namespace, source: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from gan_translate.data.io import load_image, save_image
-    from gan_translate.video import is_video
+    from gan_translate.inference.video import is_video
 
     if len(args.input) == 1 and is_video(args.input[0]):
         return _run_video(args, Path(args.input[0]))

@@ -15,11 +15,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gan_translate.commands.options import add_device, add_overwrite, add_vgg_options, vgg_extractor_from_args
+from gan_translate.core.errors import UserError
+from gan_translate.core.files import atomic_write
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import tensor_to_uint8
 from gan_translate.data.io import save_image
-from gan_translate.errors import UserError
-from gan_translate.files import atomic_write
-from gan_translate.grids import make_grid
-from gan_translate.images import tensor_to_uint8
 from gan_translate.nn.vgg import vgg19_layer_names
 from gan_translate.style.visualize import VisualizeConfig, visualize_channels
 

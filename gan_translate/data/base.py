@@ -15,9 +15,9 @@ import albumentations as A
 import numpy as np
 import torch
 
+from gan_translate.core.errors import DataError, UserError
 from gan_translate.data.io import OnBadFile, check_images, list_images, load_image
 from gan_translate.data.transforms import seed_transform
-from gan_translate.errors import DataError, UserError
 
 __all__ = ["SeededTransformDataset", "gather_images", "load_same_size", "match_by_name", "require_targets"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from gan_translate.errors import DataError
-from gan_translate.files import atomic_write
+from gan_translate.core.errors import DataError
+from gan_translate.core.files import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "combine_pairs"]
 

@@ -21,6 +21,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
+from gan_translate.core.directions import Direction, check_direction
+from gan_translate.core.errors import DataError
+from gan_translate.core.lightning_compat import constructor_arguments
+from gan_translate.core.random_streams import rank_seed
 from gan_translate.data.io import OnBadFile
 from gan_translate.data.layouts import (
     detect_paired_layout,
@@ -35,10 +39,6 @@ from gan_translate.data.resumable import ItemSeededDataset, ResumableDataLoader,
 from gan_translate.data.single import ImageFolderDataset
 from gan_translate.data.transforms import FIXED_SIZE_PREPROCESS, build_transform, seed_worker
 from gan_translate.data.unaligned import UnalignedDataset
-from gan_translate.directions import Direction, check_direction
-from gan_translate.errors import DataError
-from gan_translate.lightning_compat import constructor_arguments
-from gan_translate.random_streams import rank_seed
 
 __all__ = ["ImageDataModule", "ImageFolderDataModule", "PairedDataModule", "UnpairedDataModule"]
 

@@ -2,7 +2,7 @@
 
 Everything that reads or writes image files goes through here, so every odd file a user can have (grayscale,
 palette, alpha, 16-bit, CMYK, 1-bit, EXIF-rotated, corrupt) is handled once. On disk and in numpy, images are
-``uint8`` ``HxWx3`` RGB; the conversions to and from tensors are in :mod:`gan_translate.images`.
+``uint8`` ``HxWx3`` RGB; the conversions to and from tensors are in :mod:`gan_translate.core.images`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from gan_translate.errors import DataError
-from gan_translate.files import atomic_write
-from gan_translate.images import to_rgb_array
+from gan_translate.core.errors import DataError
+from gan_translate.core.files import atomic_write
+from gan_translate.core.images import to_rgb_array
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -137,12 +137,12 @@ def _pil_format_for(path: Path) -> str:
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write a ``uint8`` ``HxWx3`` (or ``HxW``) image atomically (:func:`gan_translate.files.atomic_write`);
+    """Write a ``uint8`` ``HxWx3`` (or ``HxW``) image atomically (:func:`gan_translate.core.files.atomic_write`);
     the format follows the suffix."""
     path = Path(path)
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise ValueError(f"save_image expects uint8 pixels, got {arr.dtype} (use gan_translate.images.tensor_to_uint8 first)")
+        raise ValueError(f"save_image expects uint8 pixels, got {arr.dtype} (use gan_translate.core.images.tensor_to_uint8 first)")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):

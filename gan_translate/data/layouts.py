@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from gan_translate.errors import DataError
+from gan_translate.core.errors import DataError
 
 __all__ = [
     "PairedLayout",

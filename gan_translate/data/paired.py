@@ -13,6 +13,8 @@ from typing import Any
 import albumentations as A
 import numpy as np
 
+from gan_translate.core.directions import Direction, check_direction, domains
+from gan_translate.core.errors import DataError
 from gan_translate.data.base import (
     PathLike,
     SeededTransformDataset,
@@ -23,8 +25,6 @@ from gan_translate.data.base import (
 )
 from gan_translate.data.io import OnBadFile, check_images, list_images, load_image, upright_size
 from gan_translate.data.layouts import split_halves
-from gan_translate.directions import Direction, check_direction, domains
-from gan_translate.errors import DataError
 
 __all__ = ["AlignedDataset", "PairedFolderDataset"]
 

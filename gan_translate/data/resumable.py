@@ -29,8 +29,8 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
+from gan_translate.core.lightning_compat import set_epoch_batches_done
 from gan_translate.data.transforms import seed_dataset
-from gan_translate.lightning_compat import set_epoch_batches_done
 
 __all__ = ["ItemSeededDataset", "ResumableDataLoader", "ResumableSampler", "align_resumed_epoch", "mark_consumed"]
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gan_translate.errors import DataError, UserError
-from gan_translate.files import atomic_write
+from gan_translate.core.errors import DataError, UserError
+from gan_translate.core.files import atomic_write
 
 __all__ = [
     "KINDS",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_translate.errors import DataError
-from gan_translate.files import atomic_write
+from gan_translate.core.errors import DataError
+from gan_translate.core.files import atomic_write
 
 __all__ = ["KINDS", "ensure_textures", "texture"]
 

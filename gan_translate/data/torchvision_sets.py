@@ -17,11 +17,11 @@ from typing import Any, Literal
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
+from gan_translate.core.errors import DataError
 from gan_translate.data.base import SeededTransformDataset
 from gan_translate.data.datamodules import ImageDataModule
 from gan_translate.data.io import to_rgb_array
 from gan_translate.data.transforms import build_transform
-from gan_translate.errors import DataError
 
 __all__ = ["TORCHVISION_DATASETS", "TorchvisionDataModule", "TorchvisionImages", "open_torchvision_dataset"]
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 __all__ = ["PREPROCESS_OPTIONS", "build_transform", "seed_dataset", "seed_transform", "seed_worker"]
 

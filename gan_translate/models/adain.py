@@ -14,8 +14,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from gan_translate.errors import UserError
-from gan_translate.images import match_channels
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import match_channels
 from gan_translate.models.base import GANModule, image_grid
 from gan_translate.models.registry import register_model
 from gan_translate.nn.adain import (
@@ -134,7 +134,7 @@ class AdaIN(GANModule):
         """Content images in [-1, 1] (a batch of one size) rendered in the styles (one, or several mixed by
         ``weights``: their AdaIN targets are blended, as in the paper); ``alpha`` 0 keeps the content's features,
         1 is the full style. The output has the batch's size when H and W are multiples of 8; see
-        :mod:`gan_translate.style_inference` for any size."""
+        :mod:`gan_translate.inference.style` for any size."""
         if not 0.0 <= alpha <= 1.0:
             raise UserError(f"alpha must be between 0 and 1, got {alpha}")
         weights = weights or [1.0 / len(styles)] * len(styles)

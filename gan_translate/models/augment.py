@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 __all__ = ["AUGMENT_MODES", "AdaptiveAugment", "augment", "brightness", "contrast", "cutout", "saturation", "translate"]
 

@@ -18,14 +18,14 @@ from torchvision.utils import make_grid
 
 from gan_translate.callbacks.nonfinite import nonfinite_message
 from gan_translate.callbacks.sample_images import SampleImageWriter, log_image
-from gan_translate.directions import Direction, check_direction
-from gan_translate.errors import CapabilityError, NonFiniteLossError
-from gan_translate.images import tensor_to_uint8
-from gan_translate.lightning_compat import batches_that_stepped
+from gan_translate.core.directions import Direction, check_direction
+from gan_translate.core.errors import CapabilityError, NonFiniteLossError
+from gan_translate.core.images import tensor_to_uint8
+from gan_translate.core.lightning_compat import batches_that_stepped
+from gan_translate.core.random_streams import split_rank_random_streams
+from gan_translate.core.version import __version__
 from gan_translate.models.capabilities import Capability, capability_use
 from gan_translate.models.distributed import enable_find_unused_parameters
-from gan_translate.random_streams import split_rank_random_streams
-from gan_translate.version import __version__
 
 __all__ = ["CHECKPOINT_KEY", "Capability", "GANModule", "TrainingLogWindow", "frozen", "image_grid", "linear_decay_schedule"]
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_translate.errors import UserError
-from gan_translate.images import to_unit_range
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import to_unit_range
 from gan_translate.losses import discriminator_loss, patch_nce
 from gan_translate.metrics import paired_metrics
 from gan_translate.models.base import image_grid

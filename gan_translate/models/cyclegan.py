@@ -6,15 +6,15 @@ from typing import Any
 
 from torch import Tensor
 
-from gan_translate.errors import UserError
-from gan_translate.images import to_unit_range
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import to_unit_range
+from gan_translate.core.random_streams import rank_seed, reseed_generator_for_rank
 from gan_translate.losses import discriminator_loss, l1
 from gan_translate.metrics import paired_metrics
 from gan_translate.models.base import frozen, image_grid
 from gan_translate.models.pool import ImagePool
 from gan_translate.models.registry import register_model
 from gan_translate.models.translation import AdversarialTranslationGAN
-from gan_translate.random_streams import rank_seed, reseed_generator_for_rank
 
 __all__ = ["CycleGAN"]
 

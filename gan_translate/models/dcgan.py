@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gan_translate.errors import UserError
-from gan_translate.images import match_channels
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import match_channels
 from gan_translate.losses import adversarial_loss, discriminator_loss
 from gan_translate.models.registry import register_model
 from gan_translate.models.sampling import SamplingGAN

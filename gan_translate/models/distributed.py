@@ -6,7 +6,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
-from gan_translate.lightning_compat import ddp_kwargs
+from gan_translate.core.lightning_compat import ddp_kwargs
 
 __all__ = ["enable_find_unused_parameters"]
 

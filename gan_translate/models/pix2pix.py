@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from gan_translate.errors import UserError
-from gan_translate.images import match_channels, to_unit_range
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import match_channels, to_unit_range
 from gan_translate.losses import discriminator_loss, l1
 from gan_translate.metrics import paired_metrics
 from gan_translate.models.base import GANModule, frozen, image_grid

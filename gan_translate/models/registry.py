@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from gan_translate.core.registry import Registry
 from gan_translate.models.capabilities import Capability
-from gan_translate.registry import Registry
 
 if TYPE_CHECKING:
     from gan_translate.models.base import GANModule

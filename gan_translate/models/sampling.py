@@ -16,8 +16,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from gan_translate.callbacks.progress_animation import FixedNoiseAnimation
-from gan_translate.errors import UserError
-from gan_translate.images import square_grid
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import square_grid
 from gan_translate.models.base import GANModule
 
 __all__ = ["SamplingGAN"]

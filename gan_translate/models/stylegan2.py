@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_translate.errors import UserError
-from gan_translate.images import match_channels
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import match_channels
 from gan_translate.models.augment import AdaptiveAugment
 from gan_translate.models.registry import register_model
 from gan_translate.models.sampling import SamplingGAN

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
-from gan_translate.images import to_unit_range
+from gan_translate.core.images import to_unit_range
 from gan_translate.losses import l1
 from gan_translate.metrics import paired_metrics
 from gan_translate.models.base import image_grid

@@ -1,7 +1,7 @@
 """Networks as pure ``nn.Module``s, built by name: ``build_generator("resnet_9blocks", ngf=64)``.
 
 The builders check every keyword against the network they build (an unexpected or contradicting
-one is a :class:`~gan_translate.errors.UserError`, never silently ignored) and initialise the
+one is a :class:`~gan_translate.core.errors.UserError`, never silently ignored) and initialise the
 weights the classic way (``init_weights``, normal 0.02 unless ``init_type`` / ``init_gain`` say
 otherwise), except for networks whose class sets ``classic_init = False`` (StyleGAN2: equalised
 learning rate is defined by its own N(0, 1) init, so they keep it and refuse ``init_type`` / ``init_gain``).
@@ -16,7 +16,8 @@ from typing import Any
 
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
+from gan_translate.core.registry import Registry
 from gan_translate.nn.dcgan import DCGAN_IMAGE_SIZES, DCGANDiscriminator, DCGANGenerator
 from gan_translate.nn.layers import INITS, NORMS, init_weights, norm_layer, uses_bias
 from gan_translate.nn.patchgan import PatchDiscriminator, PixelDiscriminator
@@ -29,7 +30,6 @@ from gan_translate.nn.stylegan2 import (
     SynthesisNetwork,
 )
 from gan_translate.nn.unet import UnetGenerator
-from gan_translate.registry import Registry
 
 __all__ = [
     "GENERATORS",

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 __all__ = [
     "ADAIN_LAYERS",

@@ -11,7 +11,7 @@ The classic project (junyanz/pytorch-CycleGAN-and-pix2pix) names its generator w
   lists, so level ``L`` of the recursion is ``downs[L]`` and ``ups[num_downs - 1 - L]``.
 
 Everything here is pure (tensors and names, no files): :mod:`gan_translate.artifacts.classic` reads the file.
-Mistakes are one-line :class:`~gan_translate.errors.CheckpointError`\\ s naming the first key at fault and, when
+Mistakes are one-line :class:`~gan_translate.core.errors.CheckpointError`\\ s naming the first key at fault and, when
 the keys show which classic architecture the file holds, the flags that would read it.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gan_translate.errors import CheckpointError
+from gan_translate.core.errors import CheckpointError
 from gan_translate.nn.resnet import ResnetBlock, ResnetGenerator
 from gan_translate.nn.unet import UnetGenerator
 

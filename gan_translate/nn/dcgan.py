@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.nn.layers import norm_layer, uses_bias
 
 __all__ = ["DCGAN_IMAGE_SIZES", "DCGANGenerator", "DCGANDiscriminator"]

@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
 
-from gan_translate.errors import UserError
-from gan_translate.registry import Registry
+from gan_translate.core.errors import UserError
+from gan_translate.core.registry import Registry
 
 __all__ = ["NORMS", "INITS", "norm_layer", "uses_bias", "init_weights", "check_spatial_multiple"]
 

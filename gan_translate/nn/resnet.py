@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
+from gan_translate.core.registry import Registry
 from gan_translate.nn.antialias import BlurDownsample, BlurUpsample
 from gan_translate.nn.layers import check_spatial_multiple, norm_layer, uses_bias
-from gan_translate.registry import Registry
 
 __all__ = ["PADDINGS", "ResnetBlock", "ResnetGenerator"]
 

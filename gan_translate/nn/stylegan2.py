@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 __all__ = [
     "STYLEGAN2_RESOLUTIONS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.nn.layers import check_spatial_multiple, norm_layer, uses_bias
 
 __all__ = ["UnetGenerator"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -28,15 +28,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from gan_translate.directions import DIRECTIONS
-from gan_translate.errors import UserError
-from gan_translate.generation import decoder_for, grid_picture
+from gan_translate.core.directions import DIRECTIONS
+from gan_translate.core.errors import UserError
+from gan_translate.core.version import __version__
+from gan_translate.inference.generation import decoder_for, grid_picture
 from gan_translate.serving.batching import DynamicBatcher, QueueFull, RequestTimedOut
 from gan_translate.serving.body_limits import BodyLimits
 from gan_translate.serving.catalog import ServedModel
 from gan_translate.serving.uploads import BadUpload, UploadLimits, decode_upload, encode_image
 from gan_translate.style.pipeline import Stylizer
-from gan_translate.version import __version__
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -310,7 +310,7 @@ def _grid(images: list[np.ndarray]) -> np.ndarray:
     """Images in a square-ish grid with 2 px white gaps (as ``gan-translate generate --grid``)."""
     import torch
 
-    from gan_translate.images import uint8_to_tensor
+    from gan_translate.core.images import uint8_to_tensor
 
     return grid_picture(torch.stack([uint8_to_tensor(image) for image in images]))
 

@@ -2,7 +2,7 @@
 
 ``--checkpoint PATH`` names the model after the file (``horse2zebra.ckpt`` -> ``horse2zebra``; a run folder after
 the folder), ``--checkpoint NAME=PATH`` names it explicitly. What a model can do comes from the file itself: a
-translator (CycleGAN, CUT, pix2pix: one :class:`~gan_translate.inference.Translator` per direction it translates),
+translator (CycleGAN, CUT, pix2pix: one :class:`~gan_translate.inference.translator.Translator` per direction it translates),
 a sampler (DCGAN: ``latents`` / ``decode``), or an AdaIN stylizer. Each network pass is a ``run`` function of a
 list of payloads, so :class:`~gan_translate.serving.batching.DynamicBatcher` can batch requests through it.
 """
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from gan_translate.artifacts import build_model, load_checkpoint, resolve_checkpoint_path, training_image_size
-from gan_translate.errors import UserError
-from gan_translate.generation import Decoder
-from gan_translate.images import as_tensor_image, tensor_to_uint8
-from gan_translate.inference import Translator, resolve_device, translator_from_model
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import as_tensor_image, tensor_to_uint8
+from gan_translate.inference.generation import Decoder
+from gan_translate.inference.style import AdaINStylizer
+from gan_translate.inference.translator import Translator, resolve_device, translator_from_model
 from gan_translate.models.base import GANModule
-from gan_translate.style_inference import AdaINStylizer
 
 __all__ = ["ServedModel", "TranslatorOptions", "load_catalog", "parse_model_spec"]
 
@@ -87,7 +87,7 @@ class ServedModel:
 
     def generate(self, payloads: Sequence[tuple[int, int, Decoder]]) -> list[list[np.ndarray]]:
         """``[(seed, count, decoder), ...]`` -> each request's images: the same as ``gan-translate generate --seed S
-        --num N`` (``decoder``: :func:`~gan_translate.generation.decoder_for` the sampler, with its truncation)."""
+        --num N`` (``decoder``: :func:`~gan_translate.inference.generation.decoder_for` the sampler, with its truncation)."""
         assert self.sampler is not None
         results = []
         for seed, count, decode in payloads:

@@ -4,7 +4,7 @@ Nothing about an upload is trusted: its file name and content type are ignored, 
 bytes (PNG, JPEG, WebP, BMP, TIFF only), and the width and height are read from the header and checked against
 :class:`UploadLimits` *before* any pixel is decoded, so a small file declaring 30000 x 30000 pixels (a
 decompression bomb) costs nothing. Decoding happens in memory; no upload is ever written to disk under a name a
-client gave. The pixels then go through the same conversion as image files (:func:`gan_translate.images.to_rgb_array`:
+client gave. The pixels then go through the same conversion as image files (:func:`gan_translate.core.images.to_rgb_array`:
 EXIF orientation, alpha on white, 16-bit, palette), so a served result equals ``gan-translate translate``'s.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gan_translate.images import to_rgb_array
+from gan_translate.core.images import to_rgb_array
 
 __all__ = ["ACCEPTED_FORMATS", "OUTPUT_FORMATS", "BadUpload", "UploadLimits", "decode_upload", "encode_image"]
 

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_translate.errors import UserError
-from gan_translate.images import tensor_to_uint8, uint8_to_tensor
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import tensor_to_uint8, uint8_to_tensor
 from gan_translate.style.gatys import MIN_SIDE, resize_long_side, resize_to
 
 __all__ = ["DreamConfig", "DreamResult", "activation_norm", "deep_dream", "dream_uint8"]

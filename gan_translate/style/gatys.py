@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.style.losses import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_STYLE_LAYERS,

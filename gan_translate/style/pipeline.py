@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_translate.errors import UserError
-from gan_translate.images import tensor_to_uint8, uint8_to_tensor
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import tensor_to_uint8, uint8_to_tensor
 from gan_translate.style.gatys import (
     MIN_SIDE,
     GatysConfig,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.style.losses import total_variation
 
 __all__ = ["VisualizeConfig", "channel_activation", "visualize_channels"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from gan_translate.core.errors import UserError
 from gan_translate.data.options import RENAMED_OPTIONS
-from gan_translate.errors import UserError
 
 
 def parse_error_line(message: str, command: str) -> str:

@@ -25,7 +25,7 @@ from gan_translate.artifacts import AtomicCheckpointIO, load_checkpoint, model_n
 from gan_translate.callbacks.predictions import PredictionImageWriter
 from gan_translate.callbacks.reliability import Reliability
 from gan_translate.callbacks.run_folder import RunConfigSaver
-from gan_translate.errors import CheckpointError
+from gan_translate.core.errors import CheckpointError
 from gan_translate.training.precision import AUTO_PRECISION, AutoPrecisionTrainer, PrecisionChoice, resolve_auto_precision
 
 __all__ = ["GanTranslateCLI", "run_lightning_cli"]

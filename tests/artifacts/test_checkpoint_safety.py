@@ -16,7 +16,7 @@ import torch
 
 from gan_translate.artifacts import AtomicCheckpointIO, atomic_torch_save, build_model, load_checkpoint
 from gan_translate.cli import main
-from gan_translate.errors import CheckpointError
+from gan_translate.core.errors import CheckpointError
 from gan_translate.models import CycleGAN
 
 TINY = dict(generator="resnet", generator_args={"n_blocks": 1}, ngf=8, ndf=8, discriminator_args={"n_layers": 2})

@@ -20,8 +20,8 @@ from benchmarks.classic_reference import ClassicResnetGenerator, ClassicUnetGene
 from gan_translate.artifacts import classic_zoo, load_checkpoint, load_model
 from gan_translate.artifacts.classic import ClassicImport, import_classic, read_classic_state_dict
 from gan_translate.artifacts.classic_zoo import ZOO, download_classic_model, zoo_model, zoo_table
-from gan_translate.errors import CheckpointError, UserError
-from gan_translate.inference import load_translator
+from gan_translate.core.errors import CheckpointError, UserError
+from gan_translate.inference.translator import load_translator
 from gan_translate.models.pix2pix import Pix2PixInference
 from gan_translate.nn.classic_keys import detect_classic_layout, strip_legacy_keys
 

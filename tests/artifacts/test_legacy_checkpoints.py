@@ -11,9 +11,9 @@ import torch
 
 from gan_translate.artifacts import load_checkpoint, load_model
 from gan_translate.cli import main
+from gan_translate.core.images import uint8_to_tensor
 from gan_translate.data.io import load_image, save_image
-from gan_translate.images import uint8_to_tensor
-from gan_translate.inference import load_translator
+from gan_translate.inference.translator import load_translator
 from tests.helpers import CONFIGS, checkpoints, load_raw
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_0.1.0"

@@ -203,7 +203,7 @@ def test_every_export_goes_through_atomic_write(tmp_path: Path, monkeypatch: pyt
 
 def test_a_network_onnx_cannot_export_for_every_size_is_one_line() -> None:
     from gan_translate.artifacts.portable import PortableGenerator, onnx_bytes
-    from gan_translate.errors import UserError
+    from gan_translate.core.errors import UserError
 
     class OneSize(torch.nn.Module):
         """Adds a fixed 2x3x8x12 tensor: only that input shape broadcasts, so no axis can stay dynamic."""

@@ -371,8 +371,8 @@ def test_inductor_compiled_training_gives_the_eager_losses(synthetic_root: Path,
 # ----------------------------------------------------------------------------- inference options
 
 def test_translator_precision_and_channels_last_options() -> None:
-    from gan_translate.errors import UserError
-    from gan_translate.inference import Translator, prepare_for_inference
+    from gan_translate.core.errors import UserError
+    from gan_translate.inference.translator import Translator, prepare_for_inference
 
     cpu = torch.device("cpu")
     network = _fresh("cyclegan").inference_network("AtoB")

@@ -238,7 +238,7 @@ def test_guard_callback_catches_models_that_do_not_check(tmp_path: Path) -> None
     from lightning.pytorch.trainer.connectors.callback_connector import _CallbackConnector
 
     from gan_translate.callbacks import NonFiniteGuard, Reliability
-    from gan_translate.errors import NonFiniteLossError
+    from gan_translate.core.errors import NonFiniteLossError
 
     callbacks = Reliability().callbacks()
     guard = callbacks[0]

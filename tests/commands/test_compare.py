@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gan_translate.cli import main
-from gan_translate.comparison import make_grid
+from gan_translate.evaluation.comparison import make_grid
 from tests.helpers import fit, tiny_cyclegan_args
 
 RANDOM = "random weights (untrained)"

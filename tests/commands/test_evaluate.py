@@ -223,7 +223,7 @@ def test_default_inception_offline_is_one_line(synthetic_root: Path, monkeypatch
 
 def test_paired_layout_of_pix2pix_data(synthetic_root: Path, tmp_path: Path) -> None:
     """--data on an A|B side-by-side split: the target halves are both the real set and the ground truth."""
-    from gan_translate.evaluation import plan_from_data
+    from gan_translate.evaluation.evaluate import plan_from_data
 
     inputs, reals, truths, layout = plan_from_data(synthetic_root / "paired", "test", "AtoB", "AtoB")
     assert layout == "paired" and truths == reals and [i.name for i in inputs] == [r.name for r in reals]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from gan_translate.artifacts import classic_zoo, load_checkpoint
 from gan_translate.cli import main
-from gan_translate.images import tensor_to_uint8, uint8_to_tensor
+from gan_translate.core.images import tensor_to_uint8, uint8_to_tensor
 from tests.artifacts.test_classic_import import classic_resnet, classic_unet
 
 

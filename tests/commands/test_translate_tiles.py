@@ -11,7 +11,7 @@ import torch
 
 from gan_translate.cli import main
 from gan_translate.data.io import load_image, save_image
-from gan_translate.inference import load_translator
+from gan_translate.inference.translator import load_translator
 from tests.artifacts.test_checkpoint_safety import write_checkpoint
 
 

@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from gan_translate.cli import _one_line, main
+from gan_translate.core.errors import DataError
 from gan_translate.data import ImageTransform, UnpairedDataModule
-from gan_translate.errors import DataError
 from tests.helpers import tiny_cyclegan_args
 
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
+from gan_translate.core.errors import DataError
 from gan_translate.data.datamodules import ImageFolderDataModule, PairedDataModule, UnpairedDataModule
 from gan_translate.data.options import ImageTransform, SyntheticSet
 from gan_translate.data.paired import AlignedDataset, PairedFolderDataset
 from gan_translate.data.single import ImageFolderDataset
 from gan_translate.data.transforms import build_transform, seed_dataset, seed_worker
 from gan_translate.data.unaligned import UnalignedDataset
-from gan_translate.errors import DataError
 
 # Linear interpolation of (255 - x) and of x can round 1 level apart; geometry errors are far larger.
 PIXEL_TOL = 1.01 / 127.5

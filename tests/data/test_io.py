@@ -11,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from gan_translate.core.errors import DataError, UserError
+from gan_translate.core.images import tensor_to_uint8, to_rgb_array, uint8_to_tensor
 from gan_translate.data.io import (
     IMG_EXTENSIONS,
     check_images,
@@ -18,8 +20,6 @@ from gan_translate.data.io import (
     load_image,
     save_image,
 )
-from gan_translate.errors import DataError, UserError
-from gan_translate.images import tensor_to_uint8, to_rgb_array, uint8_to_tensor
 
 
 def _rgb(h: int = 6, w: int = 8, seed: int = 0) -> np.ndarray:

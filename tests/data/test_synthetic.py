@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from gan_translate.core.errors import DataError, UserError
 from gan_translate.data.synthetic import (
     LABEL_COLOURS,
     PHOTO_COLOURS,
@@ -24,7 +25,6 @@ from gan_translate.data.synthetic import (
     render_photo,
     scene_for,
 )
-from gan_translate.errors import DataError, UserError
 
 SIZE, N_TRAIN, N_TEST = 32, 6, 4
 FOLDERS = {

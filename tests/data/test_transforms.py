@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from gan_translate.core.errors import UserError
 from gan_translate.data.io import load_image
 from gan_translate.data.single import ImageFolderDataset
 from gan_translate.data.transforms import (
@@ -22,7 +23,6 @@ from gan_translate.data.transforms import (
     seed_transform,
     seed_worker,
 )
-from gan_translate.errors import UserError
 
 LOAD, CROP = 40, 32
 

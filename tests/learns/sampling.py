@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_translate.images import tensor_to_uint8
+from gan_translate.core.images import tensor_to_uint8
 from tests.helpers import CONFIGS, fit
 
 

@@ -10,11 +10,11 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from gan_translate.core.images import uint8_to_tensor
 from gan_translate.data import ImageTransform, StyleDataModule
 from gan_translate.data.io import load_image
 from gan_translate.data.synthetic import make_synthetic
 from gan_translate.data.textures import ensure_textures
-from gan_translate.images import uint8_to_tensor
 from gan_translate.models import AdaIN
 from gan_translate.nn.adain import adaptive_instance_norm
 from gan_translate.style.losses import mean_std_loss

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from gan_translate.artifacts import load_model
+from gan_translate.core.errors import CapabilityError, UserError
 from gan_translate.data import ImageTransform, StyleDataModule
-from gan_translate.errors import CapabilityError, UserError
 from gan_translate.models import AdaIN
 from gan_translate.nn.adain import adaptive_instance_norm
 from gan_translate.nn.vgg import VGG19Features

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan_translate.artifacts import load_model
-from gan_translate.errors import CapabilityError, UserError
+from gan_translate.core.errors import CapabilityError, UserError
 from gan_translate.models import CUT, FastCUT
 from tests.helpers import checkpoints, fit, load_raw, tiny_cyclegan_args
 

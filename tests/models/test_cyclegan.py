@@ -26,7 +26,7 @@ def test_generator_losses_are_finite_and_named() -> None:
 
 
 def test_identity_loss_needs_matching_channels() -> None:
-    from gan_translate.errors import UserError
+    from gan_translate.core.errors import UserError
 
     with pytest.raises(UserError, match="lambda_identity"):
         CycleGAN(in_channels=1, out_channels=3, ngf=8, ndf=8)

@@ -15,10 +15,10 @@ from PIL import Image
 
 from gan_translate.callbacks.progress_animation import GIF_NAME, fixed_noise_frames
 from gan_translate.cli import main
+from gan_translate.core.errors import DataError, UserError
+from gan_translate.core.images import match_channels
 from gan_translate.data.datamodules import ImageFolderDataModule
-from gan_translate.errors import DataError, UserError
-from gan_translate.generation import slerp
-from gan_translate.images import match_channels
+from gan_translate.inference.generation import slerp
 from gan_translate.models import DCGAN, MODELS, CycleGAN
 from gan_translate.models.base import CHECKPOINT_KEY
 from tests.helpers import CONFIGS, checkpoints, fit, load_raw, tiny_dcgan_args
@@ -361,7 +361,7 @@ def test_mnist_config_trains_a_greyscale_dcgan(tmp_path: Path, monkeypatch: pyte
 def test_a_nan_loss_stops_before_any_weight_changes(tmp_path: Path) -> None:
     from torch.utils.data import DataLoader
 
-    from gan_translate.errors import NonFiniteLossError
+    from gan_translate.core.errors import NonFiniteLossError
 
     model = DCGAN(resolution=32, latent_dim=8, ngf=4, ndf=4, num_fixed_samples=4, sample_every_n_steps=0, make_gif=False)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}

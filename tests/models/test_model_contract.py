@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from gan_translate.artifacts import export_generators, load_checkpoint, load_model, model_name
+from gan_translate.core.directions import DIRECTIONS
+from gan_translate.core.errors import CapabilityError
 from gan_translate.data import ImageFolderDataModule, ImageTransform, PairedDataModule, StyleDataModule, UnpairedDataModule
-from gan_translate.directions import DIRECTIONS
-from gan_translate.errors import CapabilityError
-from gan_translate.inference import load_translator
+from gan_translate.inference.translator import load_translator
 from gan_translate.models import MODELS, GANModule, models_that
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -144,7 +144,7 @@ def _check_sampling(model: GANModule) -> None:
 
 
 def _check_stylizing(cls: type[GANModule], path: Path) -> None:
-    from gan_translate.style_inference import load_adain_stylizer
+    from gan_translate.inference.style import load_adain_stylizer
 
     stylizer = load_adain_stylizer(path, device="cpu")
     content, style = _odd_image(0), _odd_image(1)[:20]

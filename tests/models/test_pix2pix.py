@@ -11,9 +11,9 @@ import yaml
 from PIL import Image
 
 from gan_translate.cli import main
+from gan_translate.core.errors import DataError, UserError
 from gan_translate.data.datamodules import PairedDataModule
 from gan_translate.data.options import ImageTransform
-from gan_translate.errors import DataError, UserError
 from gan_translate.models import MODELS, Pix2Pix
 from gan_translate.models.pix2pix import INFERENCE_MODES, Pix2PixInference, inference_behaviour
 from tests.helpers import CONFIGS, assert_offline_wandb_images, checkpoints, fit, load_raw, tiny_pix2pix_args

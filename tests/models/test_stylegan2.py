@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from gan_translate.artifacts import load_model
+from gan_translate.core.errors import UserError
 from gan_translate.data.datamodules import ImageFolderDataModule
-from gan_translate.errors import UserError
 from gan_translate.models import MODELS, StyleGAN2
 from gan_translate.models.augment import AdaptiveAugment, augment, brightness, contrast, cutout, saturation, translate
 from gan_translate.models.base import CHECKPOINT_KEY

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.nn.adain import (
     AdaINDecoder,
     NormalisedVGGEncoder,

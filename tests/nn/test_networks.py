@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.nn import (
     DISCRIMINATORS,
     GENERATORS,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.nn import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from gan_translate.nn.stylegan2 import (
     STYLEGAN2_RESOLUTIONS,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_translate.cli import main
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 from gan_translate.nn.vgg import (
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 from gan_translate.artifacts import training_image_size
 from gan_translate.cli import main
 from gan_translate.data.io import load_image, save_image
-from gan_translate.inference import load_translator
+from gan_translate.inference.style import load_adain_stylizer
+from gan_translate.inference.translator import load_translator
 from gan_translate.serving.app import ServeSettings, create_app
 from gan_translate.serving.catalog import load_catalog, parse_model_spec
 from gan_translate.serving.uploads import UploadLimits
 from gan_translate.style.gatys import GatysConfig
 from gan_translate.style.pipeline import build_stylizer
-from gan_translate.style_inference import load_adain_stylizer
 from tests.serving.model_files import (
     adain_checkpoint,
     cyclegan_checkpoint,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from gan_translate.core.errors import UserError
 from gan_translate.data.synthetic import render_a, scene_for
-from gan_translate.errors import UserError
 from gan_translate.nn.vgg import VGG19Features
 from gan_translate.style.dream import DreamConfig, activation_norm, deep_dream, dream_uint8
 from gan_translate.style.visualize import VisualizeConfig, channel_activation, visualize_channels

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import uint8_to_tensor
 from gan_translate.data.synthetic import render_a, render_b, scene_for
-from gan_translate.errors import UserError
-from gan_translate.images import uint8_to_tensor
 from gan_translate.nn.vgg import VGG19Features
 from gan_translate.style import GatysConfig, Stylizer, stylize
 from gan_translate.style.gatys import StylizeProgress, rgb_to_ycbcr, transfer_luminance

@@ -101,7 +101,7 @@ def test_trainer_built_from_python_resolves_auto(flags: str, expected: str, monk
 def test_fit_with_precision_auto_records_the_choice(synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A real CLI fit on this machine's CPU: the chosen precision trains, and the saved config and W&B say which."""
-    from gan_translate.loggers import WandbLogger
+    from gan_translate.training.loggers import WandbLogger
 
     logged: list[dict[str, Any]] = []
     original = WandbLogger.log_hyperparams

@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from gan_translate.artifacts import build_model, load_checkpoint
-from gan_translate.lightning_compat import ddp_kwargs
+from gan_translate.core.lightning_compat import ddp_kwargs
 from tests.helpers import (
     REPO_ROOT,
     checkpoints,

@@ -1,7 +1,7 @@
 """Name -> builder registries (the timm ``register_model`` / ``create_model`` pattern).
 
 Networks, losses and models are looked up by name from configs and checkpoints; an unknown name
-raises a :class:`~gan_translate.errors.UserError` that lists the valid ones.
+raises a :class:`~gan_translate.core.errors.UserError` that lists the valid ones.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 T = TypeVar("T")
 

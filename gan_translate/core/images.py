@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 __all__ = [
     "LUMA_WEIGHTS",

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_translate.core.errors import UserError
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import match_channels, to_unit_range, uint8_to_tensor
 from gan_translate.data.io import IMG_EXTENSIONS
-from gan_translate.errors import UserError
-from gan_translate.grids import make_grid
-from gan_translate.images import match_channels, to_unit_range, uint8_to_tensor
 from gan_translate.metrics import paired_metrics
 from gan_translate.style.gatys import MIN_SIDE, resize_long_side
 from gan_translate.style.losses import content_loss, gram_matrix, style_loss

@@ -1,4 +1,4 @@
-"""Translate a video: every frame through a :class:`~gan_translate.inference.Translator`, in batches (tiled when the
+"""Translate a video: every frame through a :class:`~gan_translate.inference.translator.Translator`, in batches (tiled when the
 translator tiles), with the frame count, size, frame rate and timestamps kept and the audio copied as it is.
 
 PyAV (FFmpeg's libraries, the ``video`` extra) reads and writes the files. The video is encoded with H.264
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from gan_translate.errors import DataError, UserError
-from gan_translate.files import atomic_write
-from gan_translate.inference import Translator
+from gan_translate.core.errors import DataError, UserError
+from gan_translate.core.files import atomic_write
+from gan_translate.inference.translator import Translator
 
 __all__ = ["VIDEO_SUFFIXES", "VideoSummary", "is_video", "require_pyav", "translate_video", "write_animation"]
 

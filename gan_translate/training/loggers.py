@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from gan_translate.lightning_compat import discard_wandb_experiment, started_wandb_run, wandb_init_kwargs
+from gan_translate.core.lightning_compat import discard_wandb_experiment, started_wandb_run, wandb_init_kwargs
 
 __all__ = ["WANDB_MODES", "WandbLogger", "WandbMode", "resolve_wandb_mode", "start_wandb_run", "wandb_credentials_available"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from gan_translate.errors import UserError
+from gan_translate.core.errors import UserError
 
 __all__ = ["DIRECTIONS", "Direction", "check_direction", "domains", "key_suffix"]
 

@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 
 from gan_translate.artifacts import load_model, resolve_checkpoint_path
-from gan_translate.errors import UserError
-from gan_translate.images import match_channels, tensor_to_uint8, uint8_to_tensor
-from gan_translate.inference import pad_to_multiple, resolve_device
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import match_channels, tensor_to_uint8, uint8_to_tensor
+from gan_translate.inference.translator import pad_to_multiple, resolve_device
 from gan_translate.models.adain import AdaIN
 from gan_translate.style.gatys import resize_long_side, transfer_luminance
 

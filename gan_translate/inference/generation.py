@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_translate.errors import UserError
-from gan_translate.images import square_grid, tensor_to_uint8
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import square_grid, tensor_to_uint8
 
 __all__ = ["Decoder", "check_mixing", "decoder_for", "grid_picture", "latent_walk", "mixing_grid_picture", "slerp"]
 

@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_translate.core.directions import Direction, domains
+from gan_translate.core.errors import DataError, UserError
+from gan_translate.core.images import uint8_batch
+from gan_translate.core.version import __version__
 from gan_translate.data.io import list_images, load_image
 from gan_translate.data.layouts import detect_paired_layout, ground_truth_folder, split_halves, unpaired_folders
-from gan_translate.directions import Direction, domains
-from gan_translate.errors import DataError, UserError
-from gan_translate.images import uint8_batch
-from gan_translate.inference import Translator, load_translator, resolve_device
+from gan_translate.inference.translator import Translator, load_translator, resolve_device
 from gan_translate.metrics import (
     ALL_METRICS,
     DISTRIBUTION_METRICS,
@@ -46,7 +47,6 @@ from gan_translate.metrics import (
     resize_for_features,
     resize_to,
 )
-from gan_translate.version import __version__
 
 __all__ = ["EvaluationRequest", "Item", "evaluate", "folder_items", "format_table", "pair_by_name"]
 

@@ -20,11 +20,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 from gan_translate.artifacts import load_model, resolve_checkpoint_path
-from gan_translate.directions import check_direction, domains
-from gan_translate.errors import UserError
-from gan_translate.images import as_tensor_image, tensor_to_uint8, to_rgb_array
+from gan_translate.core.directions import check_direction, domains
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import as_tensor_image, tensor_to_uint8, to_rgb_array
+from gan_translate.inference.tiling import TileOptions, auto_tile_size, fit_tiles, tiled_forward, tiled_translate
 from gan_translate.models.base import GANModule
-from gan_translate.tiling import TileOptions, auto_tile_size, fit_tiles, tiled_forward, tiled_translate
 
 __all__ = [
     "INFERENCE_PRECISIONS",
@@ -132,7 +132,7 @@ class Translator:
     checkpoint_path: str = ""
     """The file the generator was read from (a run folder resolves to its newest checkpoint)."""
     tile: TileOptions | None = None
-    """Images larger than ``tile.size`` on a side are translated tile by tile (:mod:`gan_translate.tiling`)."""
+    """Images larger than ``tile.size`` on a side are translated tile by tile (:mod:`gan_translate.inference.tiling`)."""
 
     def needs_tiles(self, height: int, width: int) -> bool:
         """Whether an image of this size is translated tile by tile."""
@@ -240,7 +240,7 @@ def load_translator(
     model that does not translate, and ``hint`` is added to it. ``tile``: translate images larger than this many
     pixels a side tile by tile (``"auto"``: the largest tile half the device's free memory holds), overlapping by
     ``tile_overlap`` px (``"auto"``: from the network's receptive field), norm statistics of the whole image (``tile_stats``: ``downscaled`` to ``tile_stats_size``, or
-    ``exact``; :mod:`gan_translate.tiling`).
+    ``exact``; :mod:`gan_translate.inference.tiling`).
     """
     if tile is not None and compile:  # before the file is read, as every option check
         raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
@@ -304,7 +304,7 @@ def _tile_options(
 ) -> TileOptions | None:
     """``--tile N|auto`` and ``--tile-overlap N|auto`` with the other tile ``options``: the side rounded up to the
     network's size multiple (no padding per tile), ``auto`` from the device's free memory; the overlap and the
-    blending margin from the network's measured receptive field (:func:`gan_translate.tiling.fit_tiles`), an
+    blending margin from the network's measured receptive field (:func:`gan_translate.inference.tiling.fit_tiles`), an
     ``auto`` overlap kept below half the tile."""
     if tile is None:
         return None

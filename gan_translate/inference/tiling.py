@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_translate.errors import UserError
-from gan_translate.images import as_tensor_image, tensor_to_uint8
+from gan_translate.core.errors import UserError
+from gan_translate.core.images import as_tensor_image, tensor_to_uint8
 
 __all__ = ["TileOptions", "auto_tile_size", "context_radius", "fit_tiles", "frozen_norm_statistics", "tile_spans",
            "tile_window", "tiled_forward", "tiled_translate"]
