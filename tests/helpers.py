@@ -8,125 +8,66 @@ from pathlib import Path
 import torch
 
 from gan_translate.cli import main
+from tests.tiny import CONFIGS, REPO_ROOT, TINY
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = REPO_ROOT / "configs"
+__all__ = ["CONFIGS", "REPO_ROOT", "assert_offline_wandb_images", "checkpoints", "fit", "load_raw", "tiny_adain_args",
+           "tiny_cyclegan_args", "tiny_dcgan_args", "tiny_pix2pix_args", "tiny_stylegan2_args"]
 
-
-def _tiny_run(config: str, run_dir: Path, epochs: int, batches: int, filters: bool = True) -> list[str]:
-    """The flags every tiny test run shares: a quickstart config, on the CPU, quiet, logging every step
-    (and, for GANs, 8 filters per layer)."""
-    return [
-        "--config", str(CONFIGS / config / "quickstart.yaml"),
-        "--trainer.accelerator", "cpu",
-        "--trainer.max_epochs", str(epochs),
-        "--trainer.limit_train_batches", str(batches),
-        "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.default_root_dir", str(run_dir),
-        "--trainer.logger.init_args.save_dir", str(run_dir),
-        "--data.synthetic", "false",
-        "--data.num_workers", "0",
-        *(["--model.ngf", "8", "--model.ndf", "8"] if filters else []),
-    ]
+# The tiny CLI runs of tests/tiny.py's table under the names tests call them by. ``epochs`` / ``batches`` default to
+# the table's (translators and AdaIN: 1 epoch of 3 batches; the samplers: 2 of 2).
 
 
-def _tiny_translator(config: str, data_root: Path, run_dir: Path, epochs: int, batches: int) -> list[str]:
-    """A translator's tiny run: 32 px crops of 36 px images, batches of 2, one validation batch, grids every 2 steps."""
-    return [
-        *_tiny_run(config, run_dir, epochs, batches),
-        "--data.root", str(data_root),
-        "--data.transform.load_size", "36",
-        "--data.transform.crop_size", "32",
-        "--data.batch_size", "2",
-        "--model.sample_every_n_steps", "2",
-        "--trainer.limit_val_batches", "1",
-    ]
+def tiny_cyclegan_args(data_root: Path, run_dir: Path, epochs: int | None = None, batches: int | None = None) -> list[str]:
+    """The CycleGAN quickstart shrunk to seconds: 32 px crops of 36 px images, 8 filters, one residual block.
+
+    ``data_root`` holds trainA/ and trainB/ (e.g. the ``synthetic_root`` fixture).
+    """
+    return TINY["cyclegan"].args(data_root, run_dir, epochs, batches)
 
 
-def tiny_cyclegan_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
-    """The quickstart config shrunk to seconds: 32 px, 8 filters, one residual block."""
-    return [*_tiny_translator("cyclegan", data_root, run_dir, epochs, batches), "--model.generator_args", "{n_blocks: 1}"]
-
-
-def tiny_pix2pix_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
+def tiny_pix2pix_args(data_root: Path, run_dir: Path, epochs: int | None = None, batches: int | None = None) -> list[str]:
     """The pix2pix quickstart shrunk to seconds: 32 px, 8 filters, a 5-level U-Net (size multiple 32).
 
     ``data_root`` holds the pair splits (train/ and val/ or test/), e.g. the synthetic set's ``paired``.
     """
-    return [*_tiny_translator("pix2pix", data_root, run_dir, epochs, batches), "--data.layout", "auto",
-            "--model.generator_args", "{num_downs: 5}"]
+    return TINY["pix2pix"].args(data_root, run_dir, epochs, batches)
 
 
-def tiny_dcgan_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: int = 2) -> list[str]:
+def tiny_dcgan_args(data_root: Path, run_dir: Path, epochs: int | None = None, batches: int | None = None) -> list[str]:
     """The DCGAN quickstart shrunk to seconds: 32 px, 8 filters, a 16-d latent, 16 fixed samples.
 
     ``data_root`` is a folder of images (e.g. the synthetic set's ``trainB``).
     """
-    return [
-        *_tiny_run("dcgan", run_dir, epochs, batches),
-        "--data.root", str(data_root),
-        "--data.image_size", "32",
-        "--data.batch_size", "4",
-        "--model.resolution", "32",
-        "--model.latent_dim", "16",
-        "--model.num_fixed_samples", "16",
-    ]
+    return TINY["dcgan"].args(data_root, run_dir, epochs, batches)
 
 
-def tiny_stylegan2_args(data_root: Path, run_dir: Path, epochs: int = 2, batches: int = 2) -> list[str]:
-    """The StyleGAN2 quickstart shrunk to seconds: 32 px, 16 channels at most, 16-d z and w, a 2-layer mapping,
-    4 fixed samples, batches of 4, path length and style mixing on, ADA adjusting every 2 batches fast enough to move p.
+def tiny_stylegan2_args(data_root: Path, run_dir: Path, epochs: int | None = None, batches: int | None = None) -> list[str]:
+    """The StyleGAN2 quickstart shrunk to seconds (path length and style mixing on: tests/tiny.py says why).
 
     ``data_root`` is a folder of images (e.g. the synthetic set's ``trainB``).
     """
-    return [
-        *_tiny_run("stylegan2", run_dir, epochs, batches, filters=False),
-        "--data.root", str(data_root),
-        "--data.image_size", "32",
-        "--data.batch_size", "4",
-        "--model.resolution", "32",
-        "--model.z_dim", "16",
-        "--model.w_dim", "16",
-        "--model.mapping_layers", "2",
-        "--model.channel_base", "256",
-        "--model.channel_max", "16",
-        "--model.num_fixed_samples", "4",
-        "--model.ada_interval", "2",
-        "--model.ada_kimg", "0.1",
-        # The quickstart turns these two off (ADA's 32 px config); the tiny runs keep them on, so that resume, DDP
-        # and precision tests cover the path-length step (and its running mean) and style mixing.
-        "--model.pl_weight", "2",
-        "--model.style_mixing_prob", "0.9",
-    ]
+    return TINY["stylegan2"].args(data_root, run_dir, epochs, batches)
 
 
-def tiny_adain_args(data_root: Path, run_dir: Path, epochs: int = 1, batches: int = 3) -> list[str]:
-    """The AdaIN quickstart shrunk to seconds: the synthetic trainA as content, trainB as styles, 32 px crops,
-    batches of 2, the seeded random VGG encoder (its outputs say it is untrained)."""
-    return [
-        *_tiny_run("adain", run_dir, epochs, batches, filters=False),
-        "--data.root", str(data_root / "trainA"),
-        "--data.style_root", str(data_root / "trainB"),
-        "--data.transform.load_size", "36",
-        "--data.transform.crop_size", "32",
-        "--data.batch_size", "2",
-        "--model.encoder_weights", "random",
-        "--model.sample_every_n_steps", "2",
-        "--trainer.max_steps", "-1",
-    ]
+def tiny_adain_args(data_root: Path, run_dir: Path, epochs: int | None = None, batches: int | None = None) -> list[str]:
+    """The AdaIN quickstart shrunk to seconds: ``data_root``'s trainA as content, trainB as styles, 32 px crops,
+    batches of 2, the seeded random VGG encoder."""
+    return TINY["adain"].args(data_root, run_dir, epochs, batches)
 
 
 def fit(args: Sequence[str]) -> None:
+    """``gan-translate fit`` with ``args`` in this process; it must exit 0."""
     code = main(["fit", *args])
     assert code == 0, f"fit exited with {code}"
 
 
 def checkpoints(run_dir: Path, pattern: str = "last*.ckpt") -> list[Path]:
+    """The checkpoints under ``run_dir`` matching ``pattern``, oldest first."""
     return sorted(run_dir.rglob(pattern), key=lambda p: p.stat().st_mtime)
 
 
 def load_raw(path: Path) -> dict:
+    """A checkpoint's raw dictionary, read as the loaders read it (``weights_only``)."""
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

@@ -137,3 +137,91 @@ def test_the_top_level_is_the_bands() -> None:
         shown = f"{entry}/" if (PACKAGE / entry).is_dir() else f"{entry}.py"
         assert shown in bands, f"docs/ARCHITECTURE.md's bands do not draw {shown}"
         assert shown in contributing, f"CONTRIBUTING.md does not place {shown} in a band"
+
+
+def _names_a_model(source: str) -> bool:
+    """Whether an expression's last name is what the code calls a model (``model``, ``self.model``, ``pl_module``,
+    ``served.sampler``, ...)."""
+    last = source.split(".")[-1].lower()
+    return last.endswith(("model", "module")) or last == "sampler"
+
+
+def _imported_names(tree: ast.AST) -> dict[str, str]:
+    """local name -> the module it was imported from (``from gan_translate.models import DCGAN``: DCGAN -> ...)."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                names[alias.asname or alias.name] = node.module
+    return names
+
+
+def _is_model_class(expression: ast.expr, imported: dict[str, str]) -> bool:
+    """A class of gan_translate.models, or a generator / discriminator network class of gan_translate.nn."""
+    if isinstance(expression, ast.Tuple):
+        return any(_is_model_class(element, imported) for element in expression.elts)
+    name = ast.unparse(expression).split(".")[-1]
+    module = imported.get(ast.unparse(expression).split(".")[0], "")
+    return module.startswith("gan_translate.models") or (
+        module.startswith("gan_translate.nn") and name.endswith(("Generator", "Discriminator"))
+    )
+
+
+def _model_probes(package: Path) -> list[str]:
+    """Where code outside ``models/`` asks what a model is by probing it instead of reading what it declares
+    (``capabilities``, ``translators``, ``sampler_spec``, ``image_channels``, ...): ``hasattr`` on a model,
+    ``inspect.signature`` of a model's method, ``hparams.get(...)`` / ``hparams[...]`` reads, and ``isinstance`` against
+    a model class or a generator / discriminator class (``nn/`` itself may tell its own networks apart)."""
+    found: list[tuple[str, int, int, str]] = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith("models/"):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        imported = _imported_names(tree)
+        for node in ast.walk(tree):
+            probe = ""
+            if isinstance(node, ast.Call) and node.args:
+                function, first = ast.unparse(node.func), node.args[0]
+                if function == "hasattr" and _names_a_model(ast.unparse(first)):
+                    probe = "hasattr on a model"
+                elif function.endswith("signature") and isinstance(first, ast.Attribute) and _names_a_model(ast.unparse(first.value)):
+                    probe = "inspect.signature of a model's method"
+                elif (function == "isinstance" and len(node.args) == 2 and not relative.startswith("nn/")
+                      and _is_model_class(node.args[1], imported)):
+                    probe = "isinstance against a model or network class"
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("hparams.get"):
+                probe = "hparams.get"
+            if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and ast.unparse(node.value).endswith("hparams"):
+                probe = "hparams[...]"
+            if probe:
+                found.append((relative, node.lineno, node.col_offset, f"{relative}:{node.lineno} {probe}: {ast.unparse(node)[:80]}"))
+    return [text for *_, text in sorted(found)]
+
+
+def test_nothing_outside_models_probes_a_model() -> None:
+    """Models say what they are (issue 26): generate, serve, export and the rest read the model's declarations,
+    so a new model never needs a probe of its names taught to them."""
+    probes = _model_probes(PACKAGE)
+    assert not probes, "\n".join(probes)
+
+
+def test_the_probe_check_finds_probes(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "own.py").write_text("def f(self):\n    return hasattr(self.model, 'x')\n")  # models/ may
+    (tmp_path / "probes.py").write_text(
+        "import inspect\n"
+        "from gan_translate.models import StyleGAN2\n"
+        "from gan_translate.nn.stylegan2 import StyleGAN2Generator, ModulatedConv2d\n"
+        "def f(model, served, net, x):\n"
+        "    a = hasattr(model, 'mixing_grid')\n"
+        "    b = 'psi' in inspect.signature(model.decode).parameters\n"
+        "    c = model.hparams.get('latent_dim') or served.sampler.hparams.get('z_dim')\n"
+        "    d = isinstance(net, StyleGAN2Generator) or isinstance(model, (int, StyleGAN2))\n"
+        "    e = int(model.hparams['resolution'])\n"
+        "    return isinstance(x, (int, ModulatedConv2d)) and hasattr(x, 'shape')  # not models: fine\n"
+    )
+    kinds = [probe.split(" ", 1)[1].split(":")[0] for probe in _model_probes(tmp_path)]
+    assert kinds == ["hasattr on a model", "inspect.signature of a model's method", "hparams.get", "hparams.get",
+                     "isinstance against a model or network class", "isinstance against a model or network class",
+                     "hparams[...]"], kinds

@@ -87,6 +87,7 @@ def test_onnx_benchmark_times_both_runtimes_and_checks_parity(tmp_path: Path) ->
         assert row["max_abs_difference"] < 1e-4, row
 
 
+@pytest.mark.server
 def test_serve_load_answers_every_request_correctly_with_and_without_batching(tmp_path: Path) -> None:
     """The load test, bounded: 48 requests from 8 clients per mode against a real server; every answer checked."""
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")

@@ -274,6 +274,7 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, data_path: str, out_
         dist.destroy_process_group()
 
 
+@pytest.mark.ddp
 def test_two_processes_give_the_single_process_scores(tmp_path: Path) -> None:
     real, fake = scenes(12), corrupt(scenes(12, seed=1), "blur", 1.0)
     prediction = torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(0))

@@ -9,10 +9,12 @@ a fraction of a training checkpoint's size (no discriminators, optimiser states 
 :func:`export_model` also writes the files that run without this package (:mod:`gan_translate.artifacts.portable`):
 ``onnx`` (onnxruntime, any language) and ``torchscript`` (``torch.jit.load``, LibTorch), one direction each.
 
-Sampling models (DCGAN, StyleGAN2) have no directions: every format holds the network their ``decode`` runs,
+Sampling models (DCGAN, StyleGAN2) have no directions: every format holds the network their ``sampler_spec`` names,
 DCGAN's ``generator`` or StyleGAN2's EMA copy ``generator_ema`` (:data:`SAMPLER_KEY` in the safetensors' direction
-map, which :func:`~gan_translate.artifacts.load_model` reads back for ``generate``); the standalone files map latents
-to images (:class:`~gan_translate.artifacts.portable.PortableSampler`). The format follows the output's suffix; every file is written through :func:`gan_translate.core.files.atomic_write` and an
+map, which :func:`~gan_translate.artifacts.load_model` reads back for ``generate``); the standalone files run the
+model's ``export_program()``, latents to images (:class:`~gan_translate.artifacts.portable.PortableSampler`). Every
+fact about a model comes from what it declares (``capabilities``, ``translators``, ``sampler_spec``,
+``image_channels``, ``export_notes``, ``translator_export_program``), never from its hyperparameter names. The format follows the output's suffix; every file is written through :func:`gan_translate.core.files.atomic_write` and an
 existing one is replaced only when asked. docs/export.md describes the files.
 """
 
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import save as safetensors_bytes
 
 from gan_translate.artifacts.checkpoints import CHECKPOINT_KEY, EXPORT_FORMAT, load_checkpoint, model_name
@@ -128,11 +129,7 @@ def export_model(
     data = onnx_bytes(generator) if fmt == "onnx" else torchscript_bytes(generator)
     with atomic_write(output, durable=True) as handle:
         handle.write(data)
-    mode = dict(state.get("hyper_parameters", {})).get("inference_mode", "eval")
-    notes = () if mode == "eval" else (
-        f"note: the file runs the generator in eval mode (dropout off, batch norm's running statistics), not this "
-        f"checkpoint's random inference_mode {mode!r}",)
-    return ExportResult(output, fmt, [chosen], notes)
+    return ExportResult(output, fmt, [chosen], model.export_notes())
 
 
 def is_sampler(model: GANModule) -> bool:
@@ -141,9 +138,9 @@ def is_sampler(model: GANModule) -> bool:
 
 
 def sampling_network(model: GANModule) -> str:
-    """The attribute of the network a sampler's ``decode`` runs: the EMA copy where the model keeps one (StyleGAN2
-    samples, evaluates and exports ``generator_ema``), else its ``generator`` (DCGAN)."""
-    return "generator_ema" if isinstance(getattr(model, "generator_ema", None), torch.nn.Module) else "generator"
+    """The attribute of the network a sampler's ``decode`` runs, as the model declares it (``sampler_spec.network``:
+    StyleGAN2 samples, evaluates and exports ``generator_ema``, DCGAN its ``generator``)."""
+    return model.sampler_spec.network
 
 
 def _exportable_model(state: dict[str, Any]) -> GANModule:
@@ -175,12 +172,10 @@ def _export_sampler(model: GANModule, state: dict[str, Any], output: Path, fmt: 
 
 
 def _portable_sampler(model: GANModule, name: str, attribute: str, info: dict[str, Any], hparams_json: str) -> PortableSampler:
-    """The sampler's network (eval mode) and what its file records; the shapes are those ``decode`` gives."""
-    network = getattr(model, attribute).eval()
-    hparams = dict(model.hparams)
-    z_dim = int(model.latents(1).shape[1])  # the model's own latents: z_dim (StyleGAN2) or latent_dim (DCGAN)
-    resolution, channels = int(hparams["resolution"]), int(hparams.get("channels", 3))
-    noise = ", constant noise" if attribute == "generator_ema" else ""
+    """The sampler's export program and what its file records: the shapes ``decode`` gives, as the model declares them."""
+    spec = model.sampler_spec
+    z_dim, resolution, channels = spec.latent_dim, spec.resolution, spec.channels
+    noise = ", constant noise" if spec.constant_noise else ""
     metadata = {
         "producer": f"gan-translate {__version__}",
         "version": __version__,
@@ -191,10 +186,11 @@ def _portable_sampler(model: GANModule, name: str, attribute: str, info: dict[st
         "description": f"the {attribute} of a {name} model{noise}: latents z ({z_dim}) -> "
                        f"{channels}x{resolution}x{resolution} images in [-1, 1], as its decode(z) gives",
     }
-    return PortableSampler(network, z_dim, resolution, channels, metadata)
+    return PortableSampler(model.export_program(), z_dim, resolution, channels, spec.truncation,
+                           f"the {attribute} of a {name} model", metadata)
 
 
-def _one_direction(model: Any, state: dict[str, Any], direction: str | None, fmt: str) -> str:
+def _one_direction(model: GANModule, state: dict[str, Any], direction: str | None, fmt: str) -> str:
     """The direction an ONNX / TorchScript file holds: the one asked for, or the model's only one."""
     translators = list(model.translators)
     if direction is None:
@@ -207,12 +203,12 @@ def _one_direction(model: Any, state: dict[str, Any], direction: str | None, fmt
     return direction
 
 
-def _portable_generator(model: Any, state: dict[str, Any], direction: str) -> PortableGenerator:
-    """The eval-mode generator of ``direction`` and what its file records (the same shapes translate uses)."""
-    network = model.translator(direction).eval()
-    hparams = dict(model.hparams)
+def _portable_generator(model: GANModule, state: dict[str, Any], direction: str) -> PortableGenerator:
+    """What the model's export of ``direction`` runs (``translator_export_program``: its eval-mode generator, or UNSB's
+    bridge with its noise inputs) and what its file records (the same shapes translate uses)."""
+    program = model.translator_export_program(direction)
+    network = program.network
     source, target = domains(direction)
-    channels = {"A": int(hparams.get("in_channels", 3)), "B": int(hparams.get("out_channels", 3))}
     multiple = int(getattr(network, "size_multiple", 1))
     info = {k: v for k, v in state[CHECKPOINT_KEY].items() if k != "wandb_run_id"}
     metadata = {
@@ -224,7 +220,7 @@ def _portable_generator(model: Any, state: dict[str, Any], direction: str) -> Po
         "description": f"the {direction} generator of a {model_name(state)} model: {source} images -> {target} images",
     }
     return PortableGenerator(network, multiple, max(int(getattr(network, "min_size", 1)), multiple),
-                             channels[source], channels[target], metadata)
+                             model.image_channels(source), model.image_channels(target), metadata, program.inputs)
 
 
 def _hparams_json(state: dict[str, Any]) -> str:

@@ -17,17 +17,21 @@ generator is traced at one size (its ops do not depend on it) and a scripted wra
 Each file records the model, direction, size multiple, smallest side, channels and the package version in its
 metadata (ONNX ``metadata_props``; TorchScript's ``_extra_files["gan_translate.json"]``).
 
+What a translator's file runs is the model's ``translator_export_program(direction)``
+(:class:`~gan_translate.models.capabilities.TranslatorProgram`): the generator alone, or, for a stochastic
+translator (UNSB's bridge), a program with more inputs after the image, which the model names and shapes (UNSB:
+``latents`` and ``noise``; a noise side ``"height"`` / ``"width"`` is the padded image's). Those inputs go into the
+file as they are (no padding; ONNX input names, TorchScript positional arguments after the image, in that order), and
+their metadata entries say what to feed.
+
 Samplers (DCGAN, StyleGAN2: :class:`PortableSampler`) go the other way: latents ``z`` (float32 ``(N, z_dim)``, any
-``N``) -> images float32 ``(N, C, R, R)`` in [-1, 1], what the model's ``decode(z)`` gives. A StyleGAN2 file is its
-EMA generator with the constant noise maps and takes a second input, the truncation ``psi`` (a scalar or shape
-``(1,)``; 1, the default, is off), so that users can truncate without re-exporting. Its modulated convolutions fold
-the batch into the groups of one convolution (``groups = N``); ONNX's ``Conv`` takes ``group`` as a fixed attribute,
-so that graph cannot keep a dynamic batch (torch.onnx fails on the symbolic group), and a TorchScript trace would
-fix ``N`` to the traced batch. The exported copy therefore runs each :class:`~gan_translate.nn.stylegan2.ModulatedConv2d`
-in the official code's other form (``fused_modconv=False``): scale the input channels by the style, one ordinary
-convolution with the shared weight, scale the output channels by the demodulation coefficients. It is the same
-function (the convolution is linear in the input and the weight) with the same parameters; only float rounding
-differs (~1e-6, tested to 1e-4 against ``decode``), and the network itself is untouched.
+``N``) -> images float32 ``(N, C, R, R)`` in [-1, 1], what the model's ``decode(z)`` gives. What the file runs is the
+model's own ``export_program()`` and what it takes its ``sampler_spec`` (:class:`~gan_translate.models.capabilities.SamplerSpec`):
+a sampler with ``truncation`` (StyleGAN2: its EMA generator with the constant noise maps) takes a second input, the
+truncation ``psi`` (a scalar or shape ``(1,)``; 1, the default, is off), so that users can truncate without
+re-exporting. StyleGAN2's program runs its modulated convolutions unfused
+(:func:`~gan_translate.nn.stylegan2.unfuse_modulated_convs`), the form whose trace keeps a dynamic batch; only
+float rounding differs (~1e-6, tested to 1e-4 against ``decode``), and the model's network itself is untouched.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_translate.core.errors import UserError
-from gan_translate.nn.stylegan2 import ModulatedConv2d, StyleGAN2Generator, _upsample2x
+from gan_translate.models.capabilities import ProgramInput
 
 __all__ = [
     "INPUT_NAME",
@@ -90,11 +94,17 @@ class PortableGenerator:
     out_channels: int
     metadata: dict[str, str] = field(default_factory=dict)
     """Extra string entries for the file (model, direction, version, ...); the size and channel entries are added."""
+    inputs: tuple[ProgramInput, ...] = ()
+    """The program's inputs after the image (``network(image, *inputs)``), as the model declares them (UNSB's
+    ``latents`` and ``noise``); none for a plain generator."""
 
     def file_metadata(self, fmt: str) -> dict[str, str]:
         """Everything a user needs to feed the file, as strings (ONNX metadata values must be)."""
+        extra = {"inputs": ", ".join([INPUT_NAME, *(i.name for i in self.inputs)]),
+                 **{f"input_{i.name}": i.description for i in self.inputs}} if self.inputs else {}
         return {
             **self.metadata,
+            **extra,
             "format": fmt,
             "size_multiple": str(self.size_multiple),
             "min_side": str(self.min_side),
@@ -105,13 +115,18 @@ class PortableGenerator:
             "padding": f"inside the file: reflect to a multiple of {self.size_multiple} (bottom / right), cropped back",
         }
 
-    def example(self) -> Tensor:
-        """An input for tracing: batch 2 and at least two multiples a side, so that no traced size is 1 (which
-        ``torch.export`` would specialise) and height differs from width (so the two axes stay apart)."""
+    def example(self) -> tuple[Tensor, ...]:
+        """Inputs for tracing: an image of batch 2 and at least two multiples a side, so that no traced size is 1
+        (which ``torch.export`` would specialise) and height differs from width (so the two axes stay apart); then
+        standard normal values for each of :attr:`inputs`, its ``height`` / ``width`` the image's."""
         blocks = max(2, -(-self.min_side // self.size_multiple))
         generator = torch.Generator().manual_seed(0)
         shape = (2, self.in_channels, blocks * self.size_multiple, (blocks + 1) * self.size_multiple)
-        return torch.rand(shape, generator=generator) * 2 - 1
+        image = torch.rand(shape, generator=generator) * 2 - 1
+        sides = {"height": shape[2], "width": shape[3]}
+        extras = [torch.randn([sides.get(d, d) if isinstance(d, str) else d for d in i.shape], generator=generator)
+                  for i in self.inputs]
+        return (image, *extras)
 
 
 class PadToMultiple(nn.Module):
@@ -131,6 +146,32 @@ class PadToMultiple(nn.Module):
         pad_w = (self.multiple - width % self.multiple) % self.multiple
         output = self.network(F.pad(image, [0, pad_w, 0, pad_h], mode="reflect"))
         return output[:, :, :height, :width].clamp(-1.0, 1.0)
+
+
+class _PadToMultipleWith1(PadToMultiple):
+    """:class:`PadToMultiple` for a program with one input after the image (passed on as it is)."""
+
+    def forward(self, image: Tensor, input1: Tensor) -> Tensor:  # type: ignore[override]
+        height, width = image.shape[-2], image.shape[-1]
+        pad_h = (self.multiple - height % self.multiple) % self.multiple
+        pad_w = (self.multiple - width % self.multiple) % self.multiple
+        output = self.network(F.pad(image, [0, pad_w, 0, pad_h], mode="reflect"), input1)
+        return output[:, :, :height, :width].clamp(-1.0, 1.0)
+
+
+class _PadToMultipleWith2(PadToMultiple):
+    """:class:`PadToMultiple` for a program with two inputs after the image (UNSB's latents and noise)."""
+
+    def forward(self, image: Tensor, input1: Tensor, input2: Tensor) -> Tensor:  # type: ignore[override]
+        height, width = image.shape[-2], image.shape[-1]
+        pad_h = (self.multiple - height % self.multiple) % self.multiple
+        pad_w = (self.multiple - width % self.multiple) % self.multiple
+        output = self.network(F.pad(image, [0, pad_w, 0, pad_h], mode="reflect"), input1, input2)
+        return output[:, :, :height, :width].clamp(-1.0, 1.0)
+
+
+# TorchScript scripts fixed signatures (no *args): one wrapper per number of inputs after the image.
+_PAD_WRAPPERS: dict[int, type[PadToMultiple]] = {0: PadToMultiple, 1: _PadToMultipleWith1, 2: _PadToMultipleWith2}
 
 
 def require_onnx_exporter() -> None:
@@ -154,8 +195,11 @@ def torchscript_bytes(generator: PortableGenerator) -> bytes:
         # The generators' size check runs once, on the example, and is rightly not part of the trace: the wrapper
         # below always hands the traced network a multiple of its size.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        if len(generator.inputs) not in _PAD_WRAPPERS:
+            raise UserError(f"a TorchScript export takes at most {max(_PAD_WRAPPERS)} inputs besides the image, "
+                            f"this program has {len(generator.inputs)}")
         traced = torch.jit.trace(network, generator.example(), check_trace=False)
-        program = torch.jit.script(PadToMultiple(traced, generator.size_multiple).eval())
+        program = torch.jit.script(_PAD_WRAPPERS[len(generator.inputs)](traced, generator.size_multiple).eval())
         buffer = io.BytesIO()
         extra = {TORCHSCRIPT_METADATA_FILE: json.dumps(generator.file_metadata("torchscript"), indent=1)}
         torch.jit.save(program, buffer, _extra_files=extra)
@@ -172,15 +216,19 @@ def onnx_bytes(generator: PortableGenerator) -> bytes:
     multiple = generator.size_multiple
     blocks = torch.export.Dim("height_blocks", min=-(-generator.min_side // multiple))
     width_blocks = torch.export.Dim("width_blocks", min=-(-generator.min_side // multiple))
-    # Positional (a tuple for the one argument): whatever the network's forward calls its input.
-    shapes = ({0: torch.export.Dim("batch", min=1), 2: multiple * blocks, 3: multiple * width_blocks},)
+    # Positional (a tuple, one entry an argument): whatever the network's forward calls its inputs. The extra inputs'
+    # ``height`` / ``width`` axes are the padded image's; their other axes are fixed.
+    sides = {"height": multiple * blocks, "width": multiple * width_blocks}
+    extra = tuple({axis: sides[d] for axis, d in enumerate(i.shape) if isinstance(d, str)} or None
+                  for i in generator.inputs)
+    shapes = ({0: torch.export.Dim("batch", min=1), 2: sides["height"], 3: sides["width"]}, *extra)
     name = type(network).__name__
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on internals; failures still raise
         try:
             # torch.export first, on its own: it raises when an axis cannot stay dynamic, where torch.onnx.export
             # would retry with the axes narrowed to what it could prove (or fixed), and say nothing.
-            program = torch.export.export(network, (generator.example(),), dynamic_shapes=shapes, strict=False)
+            program = torch.export.export(network, generator.example(), dynamic_shapes=shapes, strict=False)
             model = torch.onnx.export(program, opset_version=ONNX_OPSET, dynamo=True, external_data=False,
                                       verbose=False).model_proto
         except Exception as error:  # noqa: BLE001 - the exporters raise many kinds; the user needs one line
@@ -200,11 +248,16 @@ def _pad_and_crop_around(model: Any, generator: PortableGenerator) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
-    (inner_in,), (inner_out,) = graph.input, graph.output
+    (inner_in, *inner_extras), (inner_out,) = graph.input, graph.output
     # The generator's own input / output names (its forward's argument, torch's last op) become internal ones, so
-    # that they can never clash with the file's ``image`` / ``translated``.
+    # that they can never clash with the file's ``image`` / ``translated``; a program's other inputs take the names
+    # the model gave them.
     padded, generated = _PREFIX + "padded", _PREFIX + "generated"
-    renames = {inner_in.name: padded, inner_out.name: generated}
+    if len(inner_extras) != len(generator.inputs):
+        raise UserError(f"the exported graph has {len(inner_extras)} inputs besides the image where the program "
+                        f"declares {len(generator.inputs)} ({', '.join(i.name for i in generator.inputs)}): one is unused")
+    renames = {inner_in.name: padded, inner_out.name: generated,
+               **{inner.name: declared.name for inner, declared in zip(inner_extras, generator.inputs)}}
     for step in graph.node:
         names_in, names_out = [renames.get(n, n) for n in step.input], [renames.get(n, n) for n in step.output]
         del step.input[:], step.output[:]
@@ -240,6 +293,9 @@ def _pad_and_crop_around(model: Any, generator: PortableGenerator) -> None:
     graph.node.extend(nodes)
     del graph.input[:], graph.output[:]
     graph.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", generator.in_channels, "height", "width"]))
+    for declared in generator.inputs:  # their sides are the padded image's: named apart from the image's own
+        dims = [f"padded_{d}" if isinstance(d, str) else d for d in declared.shape]
+        graph.input.append(helper.make_tensor_value_info(declared.name, TensorProto.FLOAT, dims))
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", generator.out_channels, "height", "width"]))
 
 
@@ -247,23 +303,22 @@ def _pad_and_crop_around(model: Any, generator: PortableGenerator) -> None:
 
 @dataclass(frozen=True)
 class PortableSampler:
-    """A sampling model's generator (latents -> images, eval mode) and what a file of it records.
+    """A sampling model's export program (latents -> images, eval mode, any batch size) and what a file of it records.
 
-    ``network`` is the generator ``decode`` runs: DCGAN's ``generator``, StyleGAN2's ``generator_ema`` (a
-    :class:`~gan_translate.nn.stylegan2.StyleGAN2Generator`, whose file also takes the truncation ``psi``).
+    ``program`` is the model's ``export_program()``: ``program(z)``, or ``program(z, psi)`` with ``psi`` a (1,) tensor
+    where the model's ``sampler_spec`` has ``truncation`` (StyleGAN2).
     """
 
-    network: nn.Module
+    program: nn.Module
     z_dim: int
     resolution: int
     channels: int
+    truncation: bool
+    """Whether the file takes the truncation ``psi`` (the model's ``sampler_spec.truncation``)."""
+    name: str
+    """What the one-line error of a failed export calls the network (``the generator_ema of a stylegan2 model``)."""
     metadata: dict[str, str] = field(default_factory=dict)
     """Extra string entries for the file (model, version, hyperparameters, ...); the shape entries are added."""
-
-    @property
-    def truncation(self) -> bool:
-        """Whether the file takes ``psi``: StyleGAN2's mapping network has a ``w_avg`` to truncate towards."""
-        return isinstance(self.network, StyleGAN2Generator)
 
     def file_metadata(self, fmt: str) -> dict[str, str]:
         """Everything a user needs to feed the file, as strings (ONNX metadata values must be)."""
@@ -283,84 +338,14 @@ class PortableSampler:
         }
 
     def example(self) -> tuple[Tensor, ...]:
-        """Inputs for tracing: batch 2 (``torch.export`` specialises a traced size of 1) and, for StyleGAN2, a psi
+        """Inputs for tracing: batch 2 (``torch.export`` specialises a traced size of 1) and, with truncation, a psi
         other than 1, so that no trace can drop the truncation."""
         z = torch.randn(2, self.z_dim, generator=torch.Generator().manual_seed(0))
         return (z, torch.tensor([0.7])) if self.truncation else (z,)
 
-    def program(self) -> nn.Module:
-        """A copy of the network as the file runs it (eval mode, no gradients), batch-size independent."""
-        network = copy.deepcopy(self.network).eval().requires_grad_(False)
-        if self.truncation:
-            return _StyleGAN2Sampler(_unfuse_modulated_convs(network))
-        return _LatentSampler(network)
-
-
-class _LatentSampler(nn.Module):
-    """``z -> network(z)`` clamped to [-1, 1] (DCGAN's tanh output already is; the clamp makes it a promise)."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.network(z).clamp(-1.0, 1.0)
-
-
-class _StyleGAN2Sampler(nn.Module):
-    """What ``StyleGAN2.decode(z, psi=psi)`` computes with the EMA generator: mapping, one w for every layer,
-    truncation towards ``w_avg`` by ``psi`` (a tensor input, so that the file can be truncated at run time),
-    synthesis with the constant noise maps, clamped to [-1, 1]."""
-
-    def __init__(self, generator: StyleGAN2Generator) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, z: Tensor, psi: Tensor) -> Tensor:
-        generator = self.generator
-        ws = generator.broadcast(generator.mapping(z))
-        # Always truncated (decode skips it at psi == 1): lerp with weight 1 returns w itself, so psi = 1 is off.
-        ws = generator.mapping.truncate(ws, psi.reshape(1).to(ws.dtype))
-        return generator.synthesis(ws, "const").clamp(-1.0, 1.0)
-
-
-class _UnfusedModulatedConv2d(nn.Module):
-    """A :class:`ModulatedConv2d`'s function without folding the batch into groups (official ``fused_modconv=False``).
-
-    ``conv(x, s * w) * d == conv(x * s, w) * d`` per sample (the convolution is linear in input and weight; the
-    modulated conv has no bias), with the demodulation ``d`` computed exactly as the original does. One ordinary
-    convolution for the whole batch: ONNX's static ``group`` attribute and TorchScript traces then keep any batch.
-    """
-
-    def __init__(self, conv: ModulatedConv2d) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        conv = self.conv
-        styles = conv.affine(w)  # (N, in)
-        weight = conv.weight * conv.weight_gain  # (out, in, k, k), shared by the batch
-        if conv.up:
-            x = _upsample2x(x)  # the network's own resampling, so the copy follows any change to it
-        y = F.conv2d(x * styles[:, :, None, None].to(x.dtype), weight.to(x.dtype), padding=conv.kernel_size // 2)
-        if conv.demodulate:
-            modulated = weight[None] * styles[:, None, :, None, None]  # (N, out, in, k, k), as ModulatedConv2d
-            dcoefs = (modulated.square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()  # (N, out)
-            y = y * dcoefs[:, :, None, None].to(y.dtype)
-        return y
-
-
-def _unfuse_modulated_convs(network: nn.Module) -> nn.Module:
-    """``network`` (a copy: changed in place) with every :class:`ModulatedConv2d` wrapped in the unfused form."""
-    for parent in list(network.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, ModulatedConv2d):
-                setattr(parent, name, _UnfusedModulatedConv2d(child))
-    return network
-
 
 class _DefaultPsi(nn.Module):
-    """The TorchScript program of a StyleGAN2 sampler: ``program(z)``, ``program(z, 0.7)`` or ``program(z, tensor)``
+    """The TorchScript program of a sampler with truncation (StyleGAN2): ``program(z)``, ``program(z, 0.7)`` or ``program(z, tensor)``
     (scripted, so the default and the float are handled in the program; the traced sampler takes a (1,) tensor)."""
 
     def __init__(self, sampler: nn.Module) -> None:
@@ -380,13 +365,13 @@ class _DefaultPsi(nn.Module):
 def sampler_torchscript_bytes(sampler: PortableSampler) -> bytes:
     """The TorchScript program of ``sampler`` (``program(z[, psi])`` -> images) with its metadata, as ``torch.jit.save``
     writes it."""
-    program = sampler.program()
+    program = sampler.program.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit.*deprecated")
         # The generators' shape checks run once, on the example; the file's users get the documented shapes.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        # Traced at batch 2: no op depends on the batch size once the modulated convs are unfused (the parity
-        # tests run batches 1 and 3).
+        # Traced at batch 2: no op of an export program depends on the batch size (StyleGAN2's runs its modulated
+        # convs unfused; the parity tests run batches 1 and 3).
         traced = torch.jit.trace(program, sampler.example(), check_trace=False)
         module = torch.jit.script(_DefaultPsi(traced).eval()) if sampler.truncation else traced
         buffer = io.BytesIO()
@@ -401,10 +386,9 @@ def sampler_onnx_bytes(sampler: PortableSampler) -> bytes:
     require_onnx_exporter()
     import onnx
 
-    program = sampler.program()
+    program = sampler.program.eval()
     batch = torch.export.Dim("batch", min=1)
     shapes = ({0: batch}, None) if sampler.truncation else ({0: batch},)
-    name = type(sampler.network).__name__
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on internals; failures still raise
         try:
@@ -414,7 +398,7 @@ def sampler_onnx_bytes(sampler: PortableSampler) -> bytes:
                                       verbose=False).model_proto
         except Exception as error:  # noqa: BLE001 - the exporters raise many kinds; the user needs one line
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise UserError(f"torch.onnx cannot export this {name} for any batch size ({reason}); "
+            raise UserError(f"torch.onnx cannot export {sampler.name} for any batch size ({reason}); "
                             "--format torchscript may work") from None
     _name_sampler_io(model, sampler)
     onnx.helper.set_model_props(model, sampler.file_metadata("onnx"))

@@ -27,7 +27,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from gan_translate.core.directions import DIRECTIONS, domains, key_suffix
@@ -213,7 +213,7 @@ class DistributionMetrics(pl.Callback):
             return
         take = min(self._per_process_limit(trainer) - self._seen[""], images.shape[0])
         if take > 0:
-            channels = int(getattr(pl_module.hparams, "channels", images.shape[1]))
+            channels = pl_module.sampler_spec.channels  # a sampler (_is_generator) says what it makes
             real = match_channels(images[:take], 1) if channels == 1 and images.shape[1] >= 3 else images[:take]
             self._metrics[""].update_from_model(real.detach(), real=True)
             self._seen[""] += take
@@ -245,8 +245,10 @@ class DistributionMetrics(pl.Callback):
                 self._warn_once(f"few{key}", f"DistributionMetrics: {names} not logged: {error}")
                 continue
             note = metric.kid_clamp_note() if "kid" in metric.metrics else None
-            if note:
-                self._warn_once(f"clamp{key}", f"DistributionMetrics ({stage}/kid{key}): {note}")
+            if note and f"clamp{key}" not in self._warned:
+                # A note, not a warning: small evaluation sets (the quickstart's) clamp on every run, as intended.
+                self._warned.add(f"clamp{key}")
+                rank_zero_info(f"DistributionMetrics ({stage}/kid{key}): {note}")
             for name, value in scores.items():
                 logged = f"{stage}/{name}{key}"
                 self.last_scores[logged] = value

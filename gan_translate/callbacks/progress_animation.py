@@ -1,6 +1,6 @@
 """The progress record of a sampling model: its fixed latents rendered through training, as frames and a GIF.
 
-:class:`FixedNoiseAnimation` works with any model that has ``fixed_noise_grid()`` (a CHW picture in [-1, 1] of
+:class:`FixedNoiseAnimation` works with any model that has ``fixed_noise_grid()`` (a uint8 ``HxWx3`` picture of
 the same latents every time, DCGAN's). It renders the grid when training starts, every ``every_n_steps`` batches
 and at every epoch end; logs it (``train/fixed_noise``) and saves it as ``<run folder>/samples/
 fixed_noise_step<S>_<tag>.png``; assembles the frames into ``<run folder>/fixed_noise.gif`` at every epoch end
@@ -23,7 +23,6 @@ from PIL import Image
 from gan_translate.callbacks.run_folder import run_folder
 from gan_translate.callbacks.sample_images import log_image, samples_folder
 from gan_translate.core.files import atomic_write
-from gan_translate.core.images import tensor_to_uint8
 from gan_translate.data.io import save_image
 
 __all__ = ["FRAME_PREFIX", "GIF_NAME", "FixedNoiseAnimation", "fixed_noise_frames", "make_gif"]
@@ -88,7 +87,7 @@ class FixedNoiseAnimation(Callback):
         """Render the fixed-noise grid, log it, and save it as a GIF frame (rank 0); returns the file."""
         if not trainer.is_global_zero:
             return None
-        grid = tensor_to_uint8(pl_module.fixed_noise_grid())  # type: ignore[operator]
+        grid = pl_module.fixed_noise_grid()  # type: ignore[operator]
         step = trainer.global_step
         tag = tag or f"epoch{trainer.current_epoch:03d}"
         log_image(trainer.loggers, "train/fixed_noise", grid, step, caption=f"fixed noise, {tag}, step {step}")

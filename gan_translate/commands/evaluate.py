@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--kid-subsets", type=int, default=100, help="KID subsets")
     how.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (clamped to the number of images)")
     how.add_argument("--seed", type=int, default=0, help="seed of KID's subsets (and of any randomness in the generator)")
+    how.add_argument("--steps", type=int, default=None,
+                     help="a multi-step translator's generator passes (UNSB's NFE, 1 to its num_timesteps; default all); "
+                          "its bridge noise is its default seed, 0")
     how.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     add_device(how)
     how.add_argument("--output", help="write the results to this JSON file")

@@ -172,18 +172,20 @@ def _write_extras(
     animation_path: Path | None,
 ) -> list[str]:
     """grid.png, the interpolation strips, mixing_grid.png and the walk, as asked; returns what was written."""
+    from gan_translate.core.grids import make_grid
+    from gan_translate.core.images import tensor_to_uint8
     from gan_translate.data.io import save_image
-    from gan_translate.inference.generation import grid_picture, latent_walk, mixing_grid_picture, slerp
+    from gan_translate.inference.generation import latent_walk, mixing_grid_picture, slerp
 
     written: list[str] = []
     if grid_path is not None:
-        save_image(grid_picture(torch.stack(kept)), grid_path)
+        save_image(make_grid(tensor_to_uint8(torch.stack(kept)), square=True), grid_path)
         written.append("grid.png")
     if strips:
         ends_a, ends_b = model.latents(len(strips), rng), model.latents(len(strips), rng)
         path = slerp(ends_a, ends_b, torch.linspace(0.0, 1.0, args.interpolate))  # (M, K, D)
         for strip, z in zip(strips, path):
-            save_image(grid_picture(decode(z), columns=args.interpolate), strip)
+            save_image(make_grid(tensor_to_uint8(decode(z)), columns=args.interpolate), strip)
         written.append(f"{len(strips)} interpolation strip{'s' if len(strips) > 1 else ''}")
     if mixing_shape is not None and mixing_path is not None:
         save_image(mixing_grid_picture(model, *mixing_shape, rng, args.mixing_crossover, args.truncation, args.batch_size),

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gan_translate.core.directions import DIRECTIONS
+from gan_translate.core.errors import UserError
 from gan_translate.training.loggers import WANDB_MODES, start_wandb_run
 
 __all__ = [
     "add_checkpoint",
     "add_device",
     "add_direction",
+    "add_inference_settings",
     "add_overwrite",
     "add_tile_options",
     "add_vgg_options",
     "add_wandb_options",
+    "inference_settings",
     "start_wandb_for",
     "vgg_extractor_from_args",
     "warn_if_random_vgg",
@@ -75,6 +79,33 @@ def add_tile_options(parser: argparse.ArgumentParser) -> None:
                             "(one small pass), or exact at full resolution (one tile pass per norm layer: slow)")
     tiles.add_argument("--tile-stats-size", type=int, default=1024,
                        help="long side of the copy the statistics come from (images up to it: exact statistics)")
+
+
+def add_inference_settings(parser: argparse.ArgumentParser) -> None:
+    """``--steps`` and ``--seed``: the settings of a stochastic, multi-step translator (UNSB's bridge). Models declare
+    the ones they take (``inference_settings``); a model that takes neither refuses them in one line."""
+    bridge = parser.add_argument_group("multi-step translators (UNSB, docs/unsb.md)")
+    bridge.add_argument("--steps", type=int, default=None,
+                        help="generator passes along the bridge (NFE), 1 to the model's num_timesteps: fewer are "
+                             "faster, all (the default) give the best images")
+    bridge.add_argument("--seed", type=int, default=None,
+                        help="seed of the bridge noise and latents (default 0: the same input gives the same image "
+                             "every run); -1 draws a fresh seed and prints it, so that result can be reproduced too")
+
+
+def inference_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--steps`` / ``--seed`` the user gave (none given: empty, so any model takes the defaults); ``--seed -1``
+    becomes a freshly drawn seed."""
+    settings: dict[str, Any] = {}
+    if getattr(args, "steps", None) is not None:
+        settings["steps"] = args.steps
+    seed = getattr(args, "seed", None)
+    if seed is not None:
+        if seed < -1:
+            raise UserError(f"--seed must be a seed >= 0, or -1 for a fresh one, got {seed}")
+        # A drawn seed rather than unseeded noise: every tile and frame of the run shares it, and it can be printed.
+        settings["seed"] = secrets.randbelow(2**31) if seed == -1 else seed
+    return settings
 
 
 def add_vgg_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, pooling: str = "avg") -> None:

@@ -12,7 +12,15 @@ import numpy as np
 from tqdm import tqdm
 
 from gan_translate.commands.inputs import checked_outputs, collect_inputs, report_failures
-from gan_translate.commands.options import add_checkpoint, add_device, add_direction, add_overwrite, add_tile_options
+from gan_translate.commands.options import (
+    add_checkpoint,
+    add_device,
+    add_direction,
+    add_inference_settings,
+    add_overwrite,
+    add_tile_options,
+    inference_settings,
+)
 from gan_translate.core.errors import DataError, UserError
 
 if TYPE_CHECKING:
@@ -20,7 +28,7 @@ if TYPE_CHECKING:
 from gan_translate.inference.translator import Translator
 
 NAME = "translate"
-HELP = "translate images (or a video) with a trained translator checkpoint (CycleGAN, Pix2Pix, ...)"
+HELP = "translate images (or a video) with a trained translator checkpoint (CycleGAN, Pix2Pix, UNSB, ...)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the generator: faster on long runs; each new image size compiles first")
     add_tile_options(parser)
+    add_inference_settings(parser)
     parser.add_argument("--suffix", default="", help="appended to each output file name before the extension")
     add_overwrite(parser)
     parser.add_argument("--allow-input-dir", action="store_true", help="allow --output to be a folder holding inputs (inputs are still never overwritten)")
@@ -50,7 +59,13 @@ def _translator(args: argparse.Namespace) -> Translator:
 
     return load_translator(args.checkpoint, direction=args.direction, device=args.device, precision=args.precision,
                            compile=args.compile, tile=args.tile, tile_overlap=args.tile_overlap,
-                           tile_stats_size=args.tile_stats_size, tile_stats=args.tile_stats)
+                           tile_stats_size=args.tile_stats_size, tile_stats=args.tile_stats,
+                           settings=inference_settings(args))
+
+
+def _settings_note(translator: Translator) -> str:
+    """``, seed 7, steps 3`` for the summary line (the seed ``--seed -1`` drew is how to reproduce the result)."""
+    return "".join(f", {name} {value}" for name, value in sorted(translator.settings.items()))
 
 
 def _video_output(source: Path, output: Path, overwrite: bool) -> Path:
@@ -80,7 +95,8 @@ def _run_video(args: argparse.Namespace, source: Path) -> int:
     with tqdm(desc=f"translate {source.name}", unit="frame", disable=None) as progress:
         summary = translate_video(translator, source, target, batch_size=args.batch_size, on_frame=lambda: progress.update(1))
     print(f"translated {summary.frames} frames ({summary.width}x{summary.height}, {float(summary.frame_rate):.3g} fps, "
-          f"audio {summary.audio}; {translator.model_name}, {args.direction}, {translator.checkpoint_path}) into {target} "
+          f"audio {summary.audio}; {translator.model_name}, {args.direction}{_settings_note(translator)}, "
+          f"{translator.checkpoint_path}) into {target} "
           f"in {time.perf_counter() - started:.1f} s on {translator.device}")
     return 0
 
@@ -115,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     where = outputs[0] if named_file else output_dir
     print(
-        f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}, "
-        f"{translator.checkpoint_path}) into {where} in {elapsed:.1f} s on {translator.device}"
+        f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}"
+        f"{_settings_note(translator)}, {translator.checkpoint_path}) into {where} in {elapsed:.1f} s on {translator.device}"
         + (f"; images over {translator.tile.size} px in tiles" if translator.tile else "")
     )
     return report_failures(failures)

@@ -8,13 +8,11 @@ RGBA), is written here once, so a value saved, logged, scored or fed to a networ
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from gan_translate.core.errors import UserError
 
@@ -24,7 +22,6 @@ __all__ = [
     "as_tensor_image",
     "images_to_uint8",
     "match_channels",
-    "square_grid",
     "tensor_to_uint8",
     "to_unit_range",
     "uint8_batch",
@@ -41,13 +38,6 @@ def images_to_uint8(images: Tensor) -> Tensor:
     """A tensor in [-1, 1] (any shape) -> uint8 0..255 of the same shape, rounded and clamped; NaN -> mid-grey."""
     x = torch.nan_to_num(images.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
     return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-
-
-def square_grid(images: Tensor, columns: int | None = None) -> Tensor:
-    """Images (N, C, H, W) in [-1, 1] -> one grid (CHW in [-1, 1], 3 channels), ``columns`` per row (default
-    ceil(sqrt(N)): square-ish) with 2 px white gaps: the progress grids and ``generate --grid``."""
-    nrow = columns or math.isqrt(images.shape[0] - 1) + 1
-    return make_grid(images, nrow=nrow, padding=2, pad_value=1.0).clamp(-1, 1)
 
 
 def tensor_to_uint8(t: Tensor) -> np.ndarray:

@@ -74,6 +74,9 @@ class EvaluationRequest:
     seed: int = 0
     batch_size: int = 16
     device: str = "auto"
+    steps: int | None = None
+    """A multi-step translator's generator passes (UNSB's ``steps`` inference setting); None: the model's default.
+    A model without the setting refuses it in one line."""
 
 
 # --- image sources ------------------------------------------------------------------------------------
@@ -311,7 +314,8 @@ def evaluate(request: EvaluationRequest) -> dict[str, Any]:
     # The checkpoint first: a DCGAN checkpoint is a more basic mistake than a missing data folder.
     translator = (
         load_translator(request.checkpoint, direction=request.direction, device=request.device,
-                        command="evaluate --checkpoint", hint=_SAMPLER_HINT)
+                        command="evaluate --checkpoint", hint=_SAMPLER_HINT,
+                        settings={} if request.steps is None else {"steps": request.steps})
         if request.checkpoint and not request.fake else None
     )
     plan = make_plan(request)

@@ -15,6 +15,7 @@ from gan_translate.inference.translator import (
     prepare_for_inference,
     resolve_device,
     translator_from_model,
+    translator_with_settings,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "prepare_for_inference",
     "resolve_device",
     "translator_from_model",
+    "translator_with_settings",
 ]

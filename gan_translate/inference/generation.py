@@ -3,12 +3,11 @@
 Everything takes latents drawn up front on the CPU from a seeded ``torch.Generator``, and the model's ``decode``
 (the EMA generator for StyleGAN2, eval-mode BatchNorm for DCGAN), so a seed gives the same pictures whatever the
 batch size or device. StyleGAN2's extras (truncation ``psi``, style mixing) are refused in one line for models
-without them.
+whose ``sampler_spec`` (:class:`~gan_translate.models.capabilities.SamplerSpec`) does not declare them.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,9 +16,10 @@ import torch
 from torch import Tensor
 
 from gan_translate.core.errors import UserError
-from gan_translate.core.images import square_grid, tensor_to_uint8
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import tensor_to_uint8
 
-__all__ = ["Decoder", "check_mixing", "decoder_for", "grid_picture", "latent_walk", "mixing_grid_picture", "slerp"]
+__all__ = ["Decoder", "check_mixing", "decoder_for", "latent_walk", "mixing_grid_picture", "slerp"]
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -56,26 +56,22 @@ class Decoder:
 
 
 def decoder_for(model: Any, batch_size: int, psi: float = 1.0, truncation_cutoff: int | None = None) -> Decoder:
-    """The :class:`Decoder` of ``model``; truncation on a model whose ``decode`` has no ``psi`` is a UserError."""
-    if (psi != 1.0 or truncation_cutoff is not None) and "psi" not in inspect.signature(model.decode).parameters:
+    """The :class:`Decoder` of ``model``; truncation on a model whose ``sampler_spec`` has none is a UserError."""
+    if (psi != 1.0 or truncation_cutoff is not None) and not model.sampler_spec.truncation:
         raise UserError(f"--truncation needs a StyleGAN2 checkpoint; {model.model_name} has no mapping network to truncate")
     if not 0.0 <= psi <= 2.0:
         raise UserError(f"--truncation psi must be between 0 and 2 (1: off, 0.5-0.7: the usual trade-off), got {psi}")
     return Decoder(model, batch_size, psi, truncation_cutoff)
 
 
-def grid_picture(images: Tensor, columns: int | None = None) -> np.ndarray:
-    """Images (N, C, H, W) in [-1, 1] -> one uint8 picture: ``columns`` per row (default square-ish), 2 px white gaps."""
-    return tensor_to_uint8(square_grid(images, columns))
-
-
 def check_mixing(model: Any, rows: int, columns: int, crossover: int | None) -> None:
     """One line when ``model`` cannot draw a ``rows x columns`` mixing grid at ``crossover`` (before any work)."""
-    if not hasattr(model, "mixing_grid"):
+    spec = model.sampler_spec
+    if not spec.style_mixing:
         raise UserError(f"--mixing-grid needs a StyleGAN2 checkpoint; {model.model_name} has one latent for all layers")
     if rows < 1 or columns < 1:
         raise UserError(f"--mixing-grid needs at least 1x1 sources, got {rows}x{columns}")
-    n_styles = int(model.n_styles)
+    n_styles = spec.style_layers
     if crossover is not None and not 1 <= crossover < n_styles:
         raise UserError(f"--mixing-crossover must be between 1 and {n_styles - 1} for this {n_styles}-style generator, got {crossover}")
 
@@ -94,7 +90,7 @@ def mixing_grid_picture(model: Any, rows: int, columns: int, rng: torch.Generato
     blank = torch.ones_like(row_images[:1])  # the corner: white
     cells = [torch.cat([blank, column_images])]
     cells += [torch.cat([row_images[i : i + 1], mixed[i]]) for i in range(rows)]
-    return grid_picture(torch.cat(cells), columns=columns + 1)
+    return make_grid(tensor_to_uint8(torch.cat(cells)), columns=columns + 1)
 
 
 def latent_walk(decode: Decoder, draw: Callable[[int, torch.Generator], Tensor], count: int, keyframes: int, steps: int,
@@ -109,4 +105,4 @@ def latent_walk(decode: Decoder, draw: Callable[[int, torch.Generator], Tensor],
     for leg in range(keyframes):
         path = slerp(keys[leg], keys[(leg + 1) % keyframes], fractions)  # (count, steps, D)
         for step in range(steps):
-            yield grid_picture(decode(path[:, step]))
+            yield make_grid(tensor_to_uint8(decode(path[:, step])), square=True)

@@ -8,7 +8,7 @@ instance norm sees and so the result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ __all__ = [
     "prepare_for_inference",
     "resolve_device",
     "translator_from_model",
+    "translator_with_settings",
 ]
 
 INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -133,6 +134,8 @@ class Translator:
     """The file the generator was read from (a run folder resolves to its newest checkpoint)."""
     tile: TileOptions | None = None
     """Images larger than ``tile.size`` on a side are translated tile by tile (:mod:`gan_translate.inference.tiling`)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The inference settings the network was built with (UNSB's ``steps`` / ``seed``; empty: the model's defaults)."""
 
     def needs_tiles(self, height: int, width: int) -> bool:
         """Whether an image of this size is translated tile by tile."""
@@ -229,6 +232,7 @@ def load_translator(
     tile_overlap: int | str = "auto",
     tile_stats_size: int = 1024,
     tile_stats: str = "downscaled",
+    settings: Mapping[str, Any] | None = None,
 ) -> Translator:
     """Rebuild the generator for ``direction`` from a translator's checkpoint or export (file or run folder).
 
@@ -240,7 +244,9 @@ def load_translator(
     model that does not translate, and ``hint`` is added to it. ``tile``: translate images larger than this many
     pixels a side tile by tile (``"auto"``: the largest tile half the device's free memory holds), overlapping by
     ``tile_overlap`` px (``"auto"``: from the network's receptive field), norm statistics of the whole image (``tile_stats``: ``downscaled`` to ``tile_stats_size``, or
-    ``exact``; :mod:`gan_translate.inference.tiling`).
+    ``exact``; :mod:`gan_translate.inference.tiling`). ``settings``: inference settings the model declares
+    (``inference_settings``: UNSB's ``steps`` and ``seed``), passed to its ``inference_network``; a model that does not
+    take one refuses it in one line. Only the settings given are passed: the rest keep the model's defaults.
     """
     if tile is not None and compile:  # before the file is read, as every option check
         raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
@@ -249,7 +255,7 @@ def load_translator(
     path = resolve_checkpoint_path(checkpoint)  # a run folder: its newest checkpoint, named in the summaries
     model = load_model(path, capability="translate", command=command, hint=hint)
     return translator_from_model(model, direction, device, precision, channels_last, compile, tile, tile_overlap,
-                                 tile_stats_size, tile_stats, checkpoint_path=str(path))
+                                 tile_stats_size, tile_stats, checkpoint_path=str(path), settings=settings)
 
 
 def translator_from_model(
@@ -264,6 +270,7 @@ def translator_from_model(
     tile_stats_size: int = 1024,
     tile_stats: str = "downscaled",
     checkpoint_path: str = "",
+    settings: Mapping[str, Any] | None = None,
 ) -> Translator:
     """The :class:`Translator` of ``direction`` of a loaded translation ``model`` (options as :func:`load_translator`);
     a server builds one per direction from a single read of the file."""
@@ -271,14 +278,14 @@ def translator_from_model(
         raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
     check_direction(direction, "--direction")
     autocast_dtype(precision)
-    network = model.inference_network(direction)
+    settings = dict(settings or {})
+    network = model.inference_network(direction, **settings)
     target = resolve_device(device)
     network, channels_last = prepare_for_inference(network, target, channels_last)
     if compile:
         compile_for_inference(network)
-    hparams = dict(model.hparams)
-    # The generator of a direction takes its source domain's images: A's are in_channels, B's out_channels.
-    in_channels = int(hparams.get("in_channels" if domains(direction)[0] == "A" else "out_channels", 3))
+    # The generator of a direction takes its source domain's images (the model says how many channels they have).
+    in_channels = model.image_channels(domains(direction)[0])
     size_multiple = int(getattr(network, "size_multiple", 1))
     tile_options = _tile_options(tile, tile_overlap, TileOptions(stats_size=tile_stats_size, statistics=tile_stats),
                                  network, target, size_multiple, in_channels, int(getattr(network, "min_size", 1)))
@@ -291,11 +298,24 @@ def translator_from_model(
         in_channels=in_channels,
         model_name=model.model_name,
         direction=direction,
-        hparams=hparams,
+        hparams=dict(model.hparams),
         precision=precision,
         channels_last=channels_last,
         checkpoint_path=checkpoint_path,
+        settings=settings,
     )
+
+
+def translator_with_settings(translator: Translator, model: GANModule, settings: Mapping[str, Any]) -> Translator:
+    """``translator`` (built from ``model``) running ``model.inference_network(direction, **settings)`` instead: a
+    server's per-request ``steps`` / ``seed``. Device, precision and tiles are kept (the tile overlap was measured on
+    the default network: the settings change the bridge's steps and noise, not the generator's receptive field).
+    Cheap: the network shares the generator's weights; ``settings`` the model does not take are a one-line error."""
+    if not settings:
+        return translator
+    network = model.inference_network(translator.direction, **settings)
+    network, _ = prepare_for_inference(network, translator.device, translator.channels_last)
+    return replace(translator, network=network, settings={**translator.settings, **settings})
 
 
 def _tile_options(

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from gan_translate.core.errors import UserError
-from gan_translate.core.images import match_channels
-from gan_translate.models.base import GANModule, image_grid
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import match_channels, tensor_to_uint8
+from gan_translate.models.base import GANModule
 from gan_translate.models.registry import register_model
 from gan_translate.nn.adain import (
     ADAIN_LAYERS,
@@ -171,10 +172,7 @@ class AdaIN(GANModule):
         content, style = batch["A"], batch["B"]
         losses, output = self.losses(content, style)
         total = losses["content"] + losses["style"]
-        self.check_finite(losses)  # before the step: a NaN never reaches the weights
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        optimizer.step()
+        self.backward_step(optimizer, total, losses)  # NaN check first: a NaN never reaches the weights
         logged = {f"train/{k}": v for k, v in {**losses, "total": total}.items()}
         self.log_training_values(logged, content.shape[0], prog_bar=("train/total",), optimizers={"decoder": optimizer.optimizer})
         every = hp.sample_every_n_steps
@@ -182,5 +180,6 @@ class AdaIN(GANModule):
             self.log_samples("train", content, style, output)
 
     def log_samples(self, stage: str, content: Tensor, style: Tensor, output: Tensor) -> None:
-        grid = image_grid([content, style, output.clamp(-1, 1)], self.hparams.num_samples)
+        n = self.hparams.num_samples
+        grid = make_grid([tensor_to_uint8(x[:n]) for x in (content, style, output)], by_column=True)
         self.log_image_grid(f"{stage}/samples", grid, "content | style | output")

@@ -14,20 +14,18 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
-from torchvision.utils import make_grid
 
 from gan_translate.callbacks.nonfinite import nonfinite_message
 from gan_translate.callbacks.sample_images import SampleImageWriter, log_image
 from gan_translate.core.directions import Direction, check_direction
 from gan_translate.core.errors import CapabilityError, NonFiniteLossError
-from gan_translate.core.images import tensor_to_uint8
 from gan_translate.core.lightning_compat import batches_that_stepped
 from gan_translate.core.random_streams import split_rank_random_streams
 from gan_translate.core.version import __version__
-from gan_translate.models.capabilities import Capability, capability_use
+from gan_translate.models.capabilities import Capability, SamplerSpec, TranslatorProgram, capability_use
 from gan_translate.models.distributed import enable_find_unused_parameters
 
-__all__ = ["CHECKPOINT_KEY", "Capability", "GANModule", "TrainingLogWindow", "frozen", "image_grid", "linear_decay_schedule"]
+__all__ = ["CHECKPOINT_KEY", "Capability", "GANModule", "TrainingLogWindow", "frozen", "linear_decay_schedule"]
 
 #: The checkpoint entry naming the model (``{"model": "cyclegan", "version": ...}``): how a file rebuilds its model.
 CHECKPOINT_KEY = "gan_translate"
@@ -40,16 +38,6 @@ def linear_decay_schedule(optimizer: torch.optim.Optimizer, n_epochs: int, n_epo
         return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
     return LambdaLR(optimizer, factor)
-
-
-def image_grid(rows: Sequence[Tensor], max_images: int = 4) -> np.ndarray:
-    """Stack image batches as columns (e.g. real A | fake B | rec A) into one uint8 HxWx3 picture."""
-    count = min(max_images, rows[0].shape[0])
-    columns = len(rows)
-    # Interleave so each grid row shows one example across all columns.
-    tiles = torch.stack([row[:count].detach().float().cpu() for row in rows], dim=1).flatten(0, 1)
-    grid = make_grid(tiles, nrow=columns, padding=2, pad_value=1.0, normalize=False)
-    return tensor_to_uint8(grid.clamp(-1, 1))
 
 
 @contextmanager
@@ -121,6 +109,8 @@ class GANModule(pl.LightningModule):
     translators: ClassVar[Mapping[Direction, str]] = {}
     #: Added to the error for a direction the model does not translate (e.g. how to train the other way).
     direction_hint: ClassVar[str] = ""
+    #: Keyword settings ``inference_network`` takes (``translate --steps / --seed`` for UNSB's bridge); none here.
+    inference_settings: ClassVar[frozenset[str]] = frozenset()
     # Hyperparameters a command line may change when it reuses a checkpoint (``--ckpt_path``): they shape no
     # weight and no optimiser state. The CLI keeps the checkpoint's value for every other one (and says so).
     checkpoint_overridable_hparams: ClassVar[frozenset[str]] = frozenset({"sample_every_n_steps", "num_samples"})
@@ -154,13 +144,42 @@ class GANModule(pl.LightningModule):
             )
         return getattr(self, self.translators[direction])
 
-    def inference_network(self, direction: str = "AtoB") -> nn.Module:
-        """The translator for ``direction``, switched to inference behaviour (eval mode by default)."""
+    def inference_network(self, direction: str = "AtoB", **settings: Any) -> nn.Module:
+        """The translator for ``direction``, switched to inference behaviour (eval mode by default).
+
+        ``settings``: the inference settings the model declares in ``inference_settings`` (UNSB's ``steps`` and
+        ``seed``); any other is a one-line :class:`CapabilityError`."""
+        unknown = sorted(set(settings) - self.inference_settings)
+        if unknown:
+            takes = f"; it takes {', '.join(sorted(self.inference_settings))}" if self.inference_settings else ""
+            raise CapabilityError(f"{self.model_name or type(self).__name__} has no inference setting "
+                                  f"{', '.join(unknown)}{takes}")
         return self.translator(direction).eval()
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` new images in [-1, 1] (models with the ``sample`` capability)."""
         raise CapabilityError(f"{self.model_name or type(self).__name__} does not generate images from noise")
+
+    @property
+    def sampler_spec(self) -> SamplerSpec:
+        """What the model is as a sampler (latent size, network, truncation, style mixing): models with the ``sample``
+        capability declare it (:class:`~gan_translate.models.sampling.SamplingGAN`)."""
+        raise CapabilityError(f"{self.model_name or type(self).__name__} does not generate images from noise")
+
+    def image_channels(self, domain: str) -> int:
+        """Channels of domain ``domain``'s (``A`` / ``B``) images: what a translator of the model takes or gives
+        (translators declare it: :class:`~gan_translate.models.translation.TranslationGAN`)."""
+        raise CapabilityError(f"{self.model_name or type(self).__name__} is not an image-to-image translator")
+
+    def translator_export_program(self, direction: str = "AtoB") -> TranslatorProgram:
+        """What an ONNX / TorchScript export of ``direction`` runs: here the eval-mode generator alone (``image ->
+        translation``); a model whose inference is more (UNSB's bridge) returns its program and the program's inputs."""
+        return TranslatorProgram(self.translator(direction).eval())
+
+    def export_notes(self) -> tuple[str, ...]:
+        """What a standalone export of the model's generators leaves out of its ``translate`` behaviour (exports run
+        the plain eval-mode generator; nothing is left out here)."""
+        return ()
 
     # --- callbacks ---------------------------------------------------------------------------------
     def configure_callbacks(self) -> Sequence[Callback]:
@@ -205,6 +224,23 @@ class GANModule(pl.LightningModule):
             scheduler.step()
 
     # --- safety ---------------------------------------------------------------------------------------
+    def backward_step(
+        self, optimizer: Any, loss: Tensor, terms: Mapping[str, Tensor] | str, loss_is_total: bool = False
+    ) -> None:
+        """One optimiser step on ``loss``: the NaN check, ``zero_grad``, ``manual_backward``, ``step``, in that order.
+
+        ``terms``: the loss terms :meth:`check_finite` names when one is NaN / Inf (a name: ``loss`` is the only term).
+        ``loss_is_total``: ``loss`` is finite only if every term is (their sum, or a term holding the others), so
+        only it is read back (one value) unless it is not finite; otherwise every term is read. The check comes
+        first: a bad batch stops training before it reaches the weights or a checkpoint. One helper for every model,
+        so the order (and with it exact resume) cannot drift between them.
+        """
+        checked = {terms: loss} if isinstance(terms, str) else terms
+        self.check_finite(checked, total=loss if loss_is_total else None)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
     def check_finite(self, losses: Mapping[str, Tensor], prefix: str = "train/", total: Tensor | None = None) -> None:
         """Raise a one-line ``NonFiniteLossError`` naming every NaN/Inf term of ``losses``.
 

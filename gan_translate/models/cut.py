@@ -15,10 +15,11 @@ import torch
 from torch import Tensor
 
 from gan_translate.core.errors import UserError
-from gan_translate.core.images import to_unit_range
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import tensor_to_uint8, to_unit_range
 from gan_translate.losses import discriminator_loss, patch_nce
 from gan_translate.metrics import paired_metrics
-from gan_translate.models.base import image_grid
+from gan_translate.models.base import frozen
 from gan_translate.models.registry import register_model
 from gan_translate.models.translation import AdversarialTranslationGAN
 from gan_translate.nn.patch_sample import PatchSampleMLP
@@ -109,16 +110,16 @@ class CUT(AdversarialTranslationGAN):
         """
         hp = self.hparams
         if hp.norm == "batch" or len(outputs) == 1:
-            queries = [self.generator.features(output, self.nce_layers) for output in outputs]
+            queries = [self.encoder_features(output) for output in outputs]
         else:
-            merged = self.generator.features(torch.cat(outputs), self.nce_layers)
+            merged = self.encoder_features(torch.cat(outputs))
             sizes = [output.shape[0] for output in outputs]
             queries = [list(per_output) for per_output in zip(*(layer.split(sizes) for layer in merged))]
         if flipped:  # the outputs were made from the flipped sources: flip their features back onto the sources'
             queries = [[torch.flip(q, dims=[3]) for q in per_output] for per_output in queries]
         with torch.no_grad():  # the keys are constants of the loss: no graph through an encoder pass for them
             if keys is None:
-                keys = [self.generator.features(source, self.nce_layers) for source in sources]
+                keys = [self.encoder_features(source) for source in sources]
             locations = [self.feature_heads.sample_locations(k, hp.num_patches) for k in keys]
             key_patches = [self.feature_heads(k, where) for k, where in zip(keys, locations)]
         query_patches = [self.feature_heads(q, where) for q, where in zip(queries, locations)]
@@ -127,6 +128,11 @@ class CUT(AdversarialTranslationGAN):
                          for q, k in zip(per_query, per_key)]).mean() * hp.lambda_nce
             for source, per_query, per_key in zip(sources, query_patches, key_patches)
         ]
+
+    def encoder_features(self, images: Tensor) -> list[Tensor]:
+        """The generator's encoder activations at ``nce_layers``: what PatchNCE compares (a subclass whose generator
+        takes more inputs, such as UNSB's time step and latent, says how to get them)."""
+        return self.generator.features(images, self.nce_layers)
 
     def nce_loss(self, source: Tensor, output: Tensor, flipped: bool = False) -> Tensor:
         """PatchNCE of one ``(source, output)`` pair (see :meth:`nce_losses`)."""
@@ -169,23 +175,17 @@ class CUT(AdversarialTranslationGAN):
         real_a, real_b = batch["A"], batch["B"]
         images = self.generate(real_a, real_b)
 
-        # Discriminator first, then the generator against the updated discriminator (CUT's order).
-        with self.toggled_optimizer(opt_d):
-            d_loss = discriminator_loss(self.gan_loss, self.discriminator(real_b), self.discriminator(images["fake_b"].detach()))
-            self.check_finite({"d": d_loss})  # before the step: a NaN never reaches the weights
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
+        # Discriminator first, then the generator against the updated discriminator (CUT's order). D's step sees the
+        # fake detached, so nothing needs freezing; in G's step D is frozen (no gradients computed for it).
+        d_loss = discriminator_loss(self.gan_loss, self.discriminator(real_b), self.discriminator(images["fake_b"].detach()))
+        self.backward_step(opt_d, d_loss, "d")  # NaN check first: a NaN never reaches the weights
 
-        with self.toggled_optimizer(opt_g):
+        with frozen(self.discriminator):
             g_losses = self.generator_losses(real_a, real_b, images)
             # CUT averages its two NCE terms: the identity term regularises, it does not double the weight.
             nce = [g_losses[k] for k in ("nce", "nce_idt") if k in g_losses]
             g_total = g_losses["g_adv"] + (torch.stack(nce).mean() if nce else 0.0)
-            self.check_finite(g_losses)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_total)
-            opt_g.step()
+            self.backward_step(opt_g, g_total, g_losses)
 
         logged = {f"train/{k}": v for k, v in {**g_losses, "g_total": g_total, "d_total": d_loss}.items()}
         self.log_training_values(logged, real_a.shape[0], prog_bar=("train/g_total", "train/d_total"),
@@ -198,9 +198,9 @@ class CUT(AdversarialTranslationGAN):
         n = self.hparams.num_samples
         if images.get("flipped"):  # show each output beside its own input
             images = {k: torch.flip(v, dims=[3]) if k in ("fake_b", "idt_b") else v for k, v in images.items()}
-        self.log_image_grid(f"{stage}/samples_ab", image_grid([images["real_a"], images["fake_b"]], n), "real A | fake B")
+        self.log_image_grid(f"{stage}/samples_ab", make_grid([tensor_to_uint8(images[k][:n]) for k in ("real_a", "fake_b")], by_column=True), "real A | fake B")
         if "idt_b" in images:
-            self.log_image_grid(f"{stage}/samples_idt", image_grid([images["real_b"], images["idt_b"]], n),
+            self.log_image_grid(f"{stage}/samples_idt", make_grid([tensor_to_uint8(images[k][:n]) for k in ("real_b", "idt_b")], by_column=True),
                                 "real B | identity G(B)")
 
     # --- validation / test ------------------------------------------------------------------------

@@ -7,11 +7,12 @@ from typing import Any
 from torch import Tensor
 
 from gan_translate.core.errors import UserError
-from gan_translate.core.images import to_unit_range
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import tensor_to_uint8, to_unit_range
 from gan_translate.core.random_streams import rank_seed, reseed_generator_for_rank
 from gan_translate.losses import discriminator_loss, l1
 from gan_translate.metrics import paired_metrics
-from gan_translate.models.base import frozen, image_grid
+from gan_translate.models.base import frozen
 from gan_translate.models.pool import ImagePool
 from gan_translate.models.registry import register_model
 from gan_translate.models.translation import AdversarialTranslationGAN
@@ -113,17 +114,11 @@ class CycleGAN(AdversarialTranslationGAN):
         with frozen(self.discriminator_a, self.discriminator_b):
             g_losses, images = self.generator_losses(real_a, real_b)
             g_total = sum(g_losses.values())
-            self.check_finite(g_losses, total=g_total)  # before the step: a NaN never reaches the weights
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_total)
-            opt_g.step()
+            self.backward_step(opt_g, g_total, g_losses, loss_is_total=True)  # NaN check first: none reaches the weights
 
         d_losses = self.discriminator_losses(images)
         d_total = sum(d_losses.values())
-        self.check_finite(d_losses, total=d_total)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_total)
-        opt_d.step()
+        self.backward_step(opt_d, d_total, d_losses, loss_is_total=True)
 
         logged = {f"train/{k}": v for k, v in {**g_losses, **d_losses, "g_total": g_total, "d_total": d_total}.items()}
         self.log_training_values(logged, real_a.shape[0], prog_bar=("train/g_total", "train/d_total"),
@@ -136,10 +131,10 @@ class CycleGAN(AdversarialTranslationGAN):
     def log_samples(self, stage: str, images: dict[str, Tensor]) -> None:
         n = self.hparams.num_samples
         self.log_image_grid(
-            f"{stage}/samples_ab", image_grid([images["real_a"], images["fake_b"], images["rec_a"]], n), "real A | fake B | reconstructed A"
+            f"{stage}/samples_ab", make_grid([tensor_to_uint8(images[k][:n]) for k in ("real_a", "fake_b", "rec_a")], by_column=True), "real A | fake B | reconstructed A"
         )
         self.log_image_grid(
-            f"{stage}/samples_ba", image_grid([images["real_b"], images["fake_a"], images["rec_b"]], n), "real B | fake A | reconstructed B"
+            f"{stage}/samples_ba", make_grid([tensor_to_uint8(images[k][:n]) for k in ("real_b", "fake_a", "rec_b")], by_column=True), "real B | fake A | reconstructed B"
         )
 
     # --- validation / test ------------------------------------------------------------------------

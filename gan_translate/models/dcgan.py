@@ -17,8 +17,9 @@ from torch import Tensor
 from gan_translate.core.errors import UserError
 from gan_translate.core.images import match_channels
 from gan_translate.losses import adversarial_loss, discriminator_loss
+from gan_translate.models.base import frozen
 from gan_translate.models.registry import register_model
-from gan_translate.models.sampling import SamplingGAN
+from gan_translate.models.sampling import SamplerSpec, SamplingGAN
 from gan_translate.nn import build_discriminator, build_generator
 
 __all__ = ["DCGAN"]
@@ -94,6 +95,12 @@ class DCGAN(SamplingGAN):
         """Latents ``(N, latent_dim)`` -> images ``(N, channels, resolution, resolution)`` in [-1, 1]."""
         return self.generator(z)
 
+    @property
+    def sampler_spec(self) -> SamplerSpec:
+        """A ``latent_dim`` latent -> the ``generator`` in eval mode; no truncation, no style mixing."""
+        hp = self.hparams
+        return SamplerSpec(latent_dim=hp.latent_dim, network="generator", resolution=hp.resolution, channels=hp.channels)
+
     def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` standard normal latent vectors, drawn on the CPU (same values on every device)."""
         if n < 1:
@@ -140,22 +147,16 @@ class DCGAN(SamplingGAN):
         # then G through D's updated weights.
         fake = self.generator(z)
 
-        with self.toggled_optimizer(opt_d):
-            d_real = self.discriminator(real)
-            d_fake = self.discriminator(fake.detach())
-            d_loss = discriminator_loss(self.gan_loss, d_real, d_fake)
-            self.check_finite({"d_loss": d_loss})  # before the step: a NaN never reaches the weights
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
+        # D's step sees the fakes detached: nothing to freeze. In G's step D is frozen (no gradients computed for it).
+        d_real = self.discriminator(real)
+        d_fake = self.discriminator(fake.detach())
+        d_loss = discriminator_loss(self.gan_loss, d_real, d_fake)
+        self.backward_step(opt_d, d_loss, "d_loss")  # NaN check first: a NaN never reaches the weights
 
-        with self.toggled_optimizer(opt_g):
+        with frozen(self.discriminator):
             # Non-saturating for "vanilla": G maximises log D(G(z)) instead of minimising log(1 - D(G(z))).
             g_loss = self.gan_loss.generator(self.discriminator(fake))
-            self.check_finite({"g_loss": g_loss})
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            self.backward_step(opt_g, g_loss, "g_loss")
 
         d_real, d_fake = d_real.detach(), d_fake.detach()
         logged = {

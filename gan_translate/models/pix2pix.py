@@ -11,10 +11,11 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from gan_translate.core.errors import UserError
-from gan_translate.core.images import match_channels, to_unit_range
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import match_channels, tensor_to_uint8, to_unit_range
 from gan_translate.losses import discriminator_loss, l1
 from gan_translate.metrics import paired_metrics
-from gan_translate.models.base import GANModule, frozen, image_grid
+from gan_translate.models.base import GANModule, frozen
 from gan_translate.models.registry import register_model
 from gan_translate.models.translation import AdversarialTranslationGAN
 
@@ -162,6 +163,14 @@ class Pix2Pix(AdversarialTranslationGAN):
             return generator.eval()
         return Pix2PixInference(generator, self.hparams.inference_mode)
 
+    def export_notes(self) -> tuple[str, ...]:
+        """A standalone export runs the plain eval-mode generator: say so when ``translate`` would not."""
+        mode = self.hparams.inference_mode
+        if mode == "eval":
+            return ()
+        return (f"note: the file runs the generator in eval mode (dropout off, batch norm's running statistics), not "
+                f"this checkpoint's random inference_mode {mode!r}",)
+
     def translate_for_evaluation(self, images: Tensor) -> Tensor:
         """The generator's output with the test-time behaviour ``inference_mode`` (as ``translate`` gives)."""
         return Pix2PixInference(self.generator, self.hparams.inference_mode)(images)
@@ -204,18 +213,12 @@ class Pix2Pix(AdversarialTranslationGAN):
         # The discriminator's step sees the fake detached: no toggling needed. `d` is the mean of its two halves,
         # so it is finite only if both are (check_finite then reads one value).
         d_losses = self.discriminator_losses(real_a, real_b, fake_b)
-        self.check_finite(d_losses, total=d_losses["d"])  # before the step: a NaN never reaches the weights
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_losses["d"])
-        opt_d.step()
+        self.backward_step(opt_d, d_losses["d"], d_losses, loss_is_total=True)  # NaN check first: none reaches the weights
 
         with frozen(self.discriminator):  # the classic set_requires_grad(netD, False): no gradients for D here
             g_losses = self.generator_losses(real_a, real_b, fake_b)
             g_total = sum(g_losses.values())
-            self.check_finite(g_losses, total=g_total)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_total)
-            opt_g.step()
+            self.backward_step(opt_g, g_total, g_losses, loss_is_total=True)
 
         logged = {f"train/{k}": v for k, v in {**g_losses, **d_losses, "g_total": g_total, "d_total": d_losses["d"]}.items()}
         self.log_training_values(logged, real_a.shape[0], prog_bar=("train/g_total", "train/d_total"),
@@ -227,7 +230,8 @@ class Pix2Pix(AdversarialTranslationGAN):
 
     def log_samples(self, stage: str, images: dict[str, Tensor]) -> None:
         # 1-channel sides shown as grey RGB, so inputs and outputs of different channels share a grid.
-        grid = image_grid([match_channels(images[k], 3) for k in ("real_a", "fake_b", "real_b")], self.hparams.num_samples)
+        n = self.hparams.num_samples
+        grid = make_grid([tensor_to_uint8(match_channels(images[k][:n], 3)) for k in ("real_a", "fake_b", "real_b")], by_column=True)
         self.log_image_grid(f"{stage}/samples", grid, "input | output | target")
 
     # --- validation / test ------------------------------------------------------------------------

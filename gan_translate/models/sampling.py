@@ -1,26 +1,43 @@
 """What the unconditional (sampling) models share: latents in, images out, and a fixed-noise progress record.
 
 DCGAN and StyleGAN2 differ in their networks and training steps; everything around sampling is the same:
-``sample`` / ``predict_step`` on top of the model's own ``latents`` and ``decode``, the ``resolution`` that must
-equal the data's image size, and a fixed batch of latents (a buffer, so it goes into every checkpoint) rendered by
+``sample`` / ``predict_step`` on top of the model's own ``latents`` and ``decode``, what the model says it is
+(:class:`~gan_translate.models.capabilities.SamplerSpec`: the tools read it instead of probing) and what its standalone
+export runs (:meth:`SamplingGAN.export_program`), the ``resolution`` that must equal the data's image size, and a fixed batch of latents (a buffer, so it goes into every checkpoint) rendered by
 :class:`~gan_translate.callbacks.progress_animation.FixedNoiseAnimation` into one grid per epoch and a GIF.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch import Tensor
+from torch import Tensor, nn
 
 from gan_translate.callbacks.progress_animation import FixedNoiseAnimation
 from gan_translate.core.errors import UserError
-from gan_translate.core.images import square_grid
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import tensor_to_uint8
 from gan_translate.models.base import GANModule
+from gan_translate.models.capabilities import SamplerSpec
 
-__all__ = ["SamplingGAN"]
+__all__ = ["ClampedSampler", "SamplerSpec", "SamplingGAN"]
+
+
+class ClampedSampler(nn.Module):
+    """``z -> network(z)`` clamped to [-1, 1] (DCGAN's tanh output already is; the clamp makes it a promise): the
+    export program of a sampler whose ``decode`` is its network alone."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.network(z).clamp(-1.0, 1.0)
 
 
 class SamplingGAN(GANModule):
@@ -28,7 +45,8 @@ class SamplingGAN(GANModule):
 
     A subclass defines ``latents(n, generator)`` (CPU latents, the same values on every device) and
     ``decode(z, batch_size)`` (images in [-1, 1] on the module's device, each a function of its own
-    latent only), calls :meth:`register_fixed_noise` in ``__init__`` and has the hyperparameters ``resolution``,
+    latent only) and ``sampler_spec`` (what it is: latent size, network, truncation, style mixing; the tools read
+    nothing else), calls :meth:`register_fixed_noise` in ``__init__`` and has the hyperparameters ``resolution``,
     ``sample_every_n_steps``, ``make_gif`` and ``gif_frame_ms``. :meth:`fixed_noise_options` passes extra
     ``decode`` options (StyleGAN2's truncation) to the progress grids.
     """
@@ -48,6 +66,17 @@ class SamplingGAN(GANModule):
 
     def decode(self, z: Tensor, batch_size: int = 256) -> Tensor:
         raise NotImplementedError
+
+    @property
+    def sampler_spec(self) -> SamplerSpec:
+        raise NotImplementedError
+
+    def export_program(self) -> nn.Module:
+        """What a standalone export traces: a copy of the sampling network (eval mode, no gradients) computing what
+        ``decode(z)`` does, for any batch size: ``program(z)``, or ``program(z, psi)`` (a (1,) tensor) where the spec
+        has ``truncation``. This one clamps the network's output; models whose ``decode`` does more override it."""
+        network = getattr(self, self.sampler_spec.network)
+        return ClampedSampler(copy.deepcopy(network).eval().requires_grad_(False))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` generated images ``(n, channels, resolution, resolution)`` in [-1, 1] on the module's device.
@@ -80,6 +109,6 @@ class SamplingGAN(GANModule):
         """Extra ``decode`` options of the progress grids (none here)."""
         return {}
 
-    def fixed_noise_grid(self) -> Tensor:
-        """The fixed latents rendered as one square-ish grid (CHW in [-1, 1], 3 channels, 2 px white padding)."""
-        return square_grid(self.decode(self.fixed_noise, **self.fixed_noise_options()).float().cpu())
+    def fixed_noise_grid(self) -> np.ndarray:
+        """The fixed latents rendered as one square-ish uint8 ``HxWx3`` grid (2 px white gaps)."""
+        return make_grid(tensor_to_uint8(self.decode(self.fixed_noise, **self.fixed_noise_options())), square=True)

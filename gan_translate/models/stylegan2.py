@@ -18,14 +18,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from gan_translate.core.errors import UserError
 from gan_translate.core.images import match_channels
 from gan_translate.models.augment import AdaptiveAugment
+from gan_translate.models.base import frozen
 from gan_translate.models.registry import register_model
-from gan_translate.models.sampling import SamplingGAN
+from gan_translate.models.sampling import SamplerSpec, SamplingGAN
 from gan_translate.nn import build_discriminator, build_generator
+from gan_translate.nn.stylegan2 import TruncatedSampler, unfuse_modulated_convs
 
 __all__ = ["StyleGAN2"]
 
@@ -166,6 +168,21 @@ class StyleGAN2(SamplingGAN):
     def n_styles(self) -> int:
         """The number of per-layer ws the synthesis network takes (2 * log2(resolution) - 2)."""
         return self.generator.n_styles
+
+    @property
+    def sampler_spec(self) -> SamplerSpec:
+        """A ``z_dim`` latent -> ``generator_ema`` with its constant noise; truncation and style mixing."""
+        hp = self.hparams
+        return SamplerSpec(latent_dim=hp.z_dim, network="generator_ema", resolution=hp.resolution, channels=hp.channels,
+                           truncation=True, style_mixing=True, style_layers=self.n_styles, constant_noise=True)
+
+    def export_program(self) -> nn.Module:
+        """``program(z, psi)``: ``decode(z, psi=psi)`` of a copy of ``generator_ema``, its modulated convolutions
+        unfused. The fused form folds the batch into one convolution's groups, which ONNX (a fixed ``group``) and
+        TorchScript traces (the traced batch) would fix; the unfused form is the same function with the same
+        weights (float rounding aside, ~1e-6) for any batch size."""
+        generator = copy.deepcopy(self.generator_ema).eval().requires_grad_(False)
+        return TruncatedSampler(unfuse_modulated_convs(generator))
 
     def forward(self, z: Tensor) -> Tensor:
         """Latents ``(N, z_dim)`` -> images of the *training* generator (random noise, no truncation)."""
@@ -335,12 +352,6 @@ class StyleGAN2(SamplingGAN):
             ema_buffer.copy_(buffer)
         return beta
 
-    def _step(self, optimizer: Any, loss: Tensor, name: str) -> None:
-        self.check_finite({name: loss})  # before the step: a NaN never reaches the weights
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        optimizer.step()
-
     # --- training -------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -370,37 +381,36 @@ class StyleGAN2(SamplingGAN):
         if not last:
             last.update({key: torch.zeros((), device=self.device) for key in ("r1", "pl_penalty")})
 
-        # G main: the non-saturating loss through the augmentation of the fakes.
-        with self.toggled_optimizer(opt_g):
+        # G main: the non-saturating loss through the augmentation of the fakes, D frozen (no gradients for it).
+        # Every step checks its loss before the update (backward_step): a NaN never reaches the weights.
+        with frozen(self.discriminator):
             ws, w = self.training_ws(torch.randn(n, hp.z_dim, device=self.device))
             fake_logits = self.discriminator(self.augment_pipe(self.generator.synthesis(ws)))
             g_loss = F.softplus(-fake_logits.float()).mean()
-            self._step(opt_g, g_loss, "g_loss")
+            self.backward_step(opt_g, g_loss, "g_loss")
         self.generator.mapping.update_w_avg(self._reduce(w.mean(dim=0, keepdim=True)), W_AVG_BETA)
 
-        # G regularisation: path length on a smaller batch.
+        # G regularisation: path length on a smaller batch (D takes no part: nothing to freeze).
         if hp.pl_weight > 0 and index % hp.pl_interval == 0:
-            with self.toggled_optimizer(opt_g):
-                z = torch.randn(max(1, n // hp.pl_batch_shrink), hp.z_dim, device=self.device)
-                penalty, _ = self.path_length_penalty(z)
-                self._step(opt_g, penalty.mean() * (hp.pl_weight * hp.pl_interval), "pl_loss")
+            z = torch.randn(max(1, n // hp.pl_batch_shrink), hp.z_dim, device=self.device)
+            penalty, _ = self.path_length_penalty(z)
+            self.backward_step(opt_g, penalty.mean() * (hp.pl_weight * hp.pl_interval), "pl_loss")
             last["pl_penalty"] = penalty.detach().mean()
 
-        # D main: fresh fakes from the updated generator, and the reals, both augmented.
+        # D main: fresh fakes from the updated generator (made without a graph: G needs no freezing), and the reals,
+        # both augmented.
         with torch.no_grad():
             fake = self.generator.synthesis(self.training_ws(torch.randn(n, hp.z_dim, device=self.device))[0])
-        with self.toggled_optimizer(opt_d):
-            fake_logits = self.discriminator(self.augment_pipe(fake))
-            real_logits = self.discriminator(self.augment_pipe(real))
-            d_loss = F.softplus(fake_logits.float()).mean() + F.softplus(-real_logits.float()).mean()
-            self._step(opt_d, d_loss, "d_loss")
+        fake_logits = self.discriminator(self.augment_pipe(fake))
+        real_logits = self.discriminator(self.augment_pipe(real))
+        d_loss = F.softplus(fake_logits.float()).mean() + F.softplus(-real_logits.float()).mean()
+        self.backward_step(opt_d, d_loss, "d_loss")
         self.augment_pipe.accumulate(real_logits)
 
         # D regularisation: R1 on the reals.
         if hp.r1_gamma > 0 and index % hp.r1_interval == 0:
-            with self.toggled_optimizer(opt_d):
-                penalty, r1_logits = self.r1_penalty(real)
-                self._step(opt_d, penalty.mean() * (hp.r1_gamma / 2 * hp.r1_interval), "r1_loss")
+            penalty, r1_logits = self.r1_penalty(real)
+            self.backward_step(opt_d, penalty.mean() * (hp.r1_gamma / 2 * hp.r1_interval), "r1_loss")
             self.augment_pipe.accumulate(r1_logits)
             last["r1"] = penalty.detach().mean()
 

@@ -4,13 +4,15 @@
 everything the framework expects of one. To add a model:
 
 1. copy this file to ``models/<name>.py``, rename the class and the ``@register_model`` name, and write its
-   networks (from ``gan_translate.nn``), losses, ``training_step`` and ``configure_optimizers``;
-2. import the class in ``models/__init__.py`` (configs name it ``gan_translate.models.<Class>``);
-3. add ``configs/<name>/quickstart.yaml`` and a test; ``tests/test_model_contract.py`` already runs the shared
-   contract (build tiny, train a step, save, reload by name, translate or sample, export) on every registered
-   model, and on a renamed copy of this file.
+   networks (from ``gan_translate.nn``), losses, ``training_step`` and ``configure_optimizers``
+   (``models/__init__.py`` imports every module of the package, so configs name it ``gan_translate.models.<Class>``);
+2. add ``configs/<name>/quickstart.yaml``;
+3. add its tiny test settings to ``TINY`` in ``tests/tiny.py``: the contract test
+   (``tests/models/test_model_contract.py``), DDP, precision, export and serving tests read that table, and the
+   contract (build tiny, train a step, save, reload by name, translate or sample, export) runs on every registered
+   model, and on a renamed copy of this file. Nothing else needs an edit (CONTRIBUTING.md, "Adding a model").
 
-The template itself is not imported by ``models/__init__.py``, so it is not offered to users.
+The template itself is the one module ``models/__init__.py`` does not import, so it is not offered to users.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from typing import Any
 
 from torch import Tensor
 
-from gan_translate.core.images import to_unit_range
+from gan_translate.core.grids import make_grid
+from gan_translate.core.images import tensor_to_uint8, to_unit_range
 from gan_translate.losses import l1
 from gan_translate.metrics import paired_metrics
-from gan_translate.models.base import image_grid
 from gan_translate.models.registry import register_model
 from gan_translate.models.translation import TranslationGAN
 
@@ -60,10 +62,8 @@ class TemplateModel(TranslationGAN):
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self.generator(real_a)
         losses = {"l1": l1(fake_b, real_b)}
-        self.check_finite(losses)  # before the step: a NaN never reaches the weights
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(losses["l1"])
-        optimizer.step()
+        # The NaN check, zero_grad, backward and step (GANModule.backward_step): a NaN never reaches the weights.
+        self.backward_step(optimizer, losses["l1"], losses)
         self.log_training_values({f"train/{k}": v for k, v in losses.items()}, real_a.shape[0], prog_bar=("train/l1",),
                                  optimizers={"g": optimizer.optimizer})
         every = self.hparams.sample_every_n_steps
@@ -71,7 +71,8 @@ class TemplateModel(TranslationGAN):
             self.log_samples("train", {"real_a": real_a, "fake_b": fake_b, "real_b": real_b})
 
     def log_samples(self, stage: str, images: dict[str, Tensor]) -> None:
-        grid = image_grid([images["real_a"], images["fake_b"], images["real_b"]], self.hparams.num_samples)
+        n = self.hparams.num_samples
+        grid = make_grid([tensor_to_uint8(images[k][:n]) for k in ("real_a", "fake_b", "real_b")], by_column=True)
         self.log_image_grid(f"{stage}/samples", grid, "input | output | target")
 
     # --- validation / test: TranslationGAN runs these two on every batch and logs the metrics ---------------

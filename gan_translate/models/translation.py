@@ -69,6 +69,10 @@ class TranslationGAN(GANModule):
         """Translate a batch in [-1, 1] with the generator of ``direction``."""
         return self.translator(direction)(images)
 
+    def image_channels(self, domain: str) -> int:
+        """Channels of domain ``domain``'s images: A's are ``in_channels``, B's ``out_channels``."""
+        return int(self.hparams.in_channels if domain == "A" else self.hparams.out_channels)
+
     def make_generator(self, in_channels: int, out_channels: int) -> nn.Module:
         """A generator from the model's options, ``in_channels`` -> ``out_channels``."""
         hp = self.hparams

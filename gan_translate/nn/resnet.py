@@ -12,7 +12,7 @@ from gan_translate.core.registry import Registry
 from gan_translate.nn.antialias import BlurDownsample, BlurUpsample
 from gan_translate.nn.layers import check_spatial_multiple, norm_layer, uses_bias
 
-__all__ = ["PADDINGS", "ResnetBlock", "ResnetGenerator"]
+__all__ = ["PADDINGS", "EncoderFeatureLayers", "ResnetBlock", "ResnetGenerator"]
 
 # padding type -> (explicit padding layer or None, padding to give the convolution itself)
 PADDINGS: Registry[Callable[[int], tuple[nn.Module | None, int]]] = Registry("padding type")
@@ -59,7 +59,47 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
-class ResnetGenerator(nn.Module):
+class EncoderFeatureLayers:
+    """Where PatchNCE (CUT, UNSB) reads a ResNet generator's encoder: indices into its ``model`` up to the first
+    decoder layer. The generator sets ``model`` (its layers in order: stem, downsampling, residual blocks, decoder),
+    ``first_block`` and ``decoder_start``; residual blocks keep their width."""
+
+    model: nn.Module
+    first_block: int
+    decoder_start: int
+
+    def default_feature_layers(self) -> list[int]:
+        """CUT's choice of layers in this network: the (padded) input, every downsampling convolution, and the
+        first and fifth residual blocks (the last one when there are fewer). In CUT's antialiased ResNet-9 these
+        are its defaults, 0, 4, 8, 12 and 16."""
+        convs = [i for i, layer in enumerate(self.model[: self.first_block]) if isinstance(layer, nn.Conv2d)][1:]
+        blocks = list(range(self.first_block, self.decoder_start))
+        chosen = [0, *convs, *([blocks[0], blocks[min(4, len(blocks) - 1)]] if blocks else [])]
+        return list(dict.fromkeys(chosen))
+
+    def check_feature_layers(self, layers: Sequence[int]) -> list[int]:
+        """``layers`` as a list, or a UserError naming the encoder layers there are."""
+        layers = [int(i) for i in layers]
+        bad = [i for i in layers if not 0 <= i < self.decoder_start]
+        if bad or not layers:
+            raise UserError(
+                f"feature layers must be encoder layers 0 to {self.decoder_start - 1} of this generator "
+                f"(its residual blocks are {self.first_block} to {self.decoder_start - 1}), got {layers}"
+            )
+        return layers
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """The channels of :meth:`features` at ``layers`` (what the heads reading them take)."""
+        at: dict[int, int] = {}
+        current = self.model[1].in_channels  # layer 0 pads the input: its channels
+        for index, layer in enumerate(self.model[: self.decoder_start]):
+            if isinstance(layer, nn.Conv2d):
+                current = layer.out_channels
+            at[index] = current  # residual blocks keep their width
+        return [at[i] for i in self.check_feature_layers(layers)]
+
+
+class ResnetGenerator(EncoderFeatureLayers, nn.Module):
     """Encoder (7x7 conv, ``n_downsampling`` stride-2 convs), residual blocks, mirrored decoder, tanh.
 
     Maps ``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)`` in [-1, 1]; H and W must be
@@ -130,37 +170,7 @@ class ResnetGenerator(nn.Module):
         check_spatial_multiple(x, self.size_multiple, type(self).__name__)
         return self.model(x)
 
-    # --- the encoder's features (CUT) ----------------------------------------------------------------------
-    def default_feature_layers(self) -> list[int]:
-        """CUT's choice of layers in this network: the (padded) input, every downsampling convolution, and the
-        first and fifth residual blocks (the last one when there are fewer). In CUT's antialiased ResNet-9 these
-        are its defaults, 0, 4, 8, 12 and 16."""
-        convs = [i for i, layer in enumerate(self.model[: self.first_block]) if isinstance(layer, nn.Conv2d)][1:]
-        blocks = list(range(self.first_block, self.decoder_start))
-        chosen = [0, *convs, *([blocks[0], blocks[min(4, len(blocks) - 1)]] if blocks else [])]
-        return list(dict.fromkeys(chosen))
-
-    def check_feature_layers(self, layers: Sequence[int]) -> list[int]:
-        """``layers`` as a list, or a UserError naming the encoder layers there are."""
-        layers = [int(i) for i in layers]
-        bad = [i for i in layers if not 0 <= i < self.decoder_start]
-        if bad or not layers:
-            raise UserError(
-                f"feature layers must be encoder layers 0 to {self.decoder_start - 1} of this generator "
-                f"(its residual blocks are {self.first_block} to {self.decoder_start - 1}), got {layers}"
-            )
-        return layers
-
-    def feature_channels(self, layers: Sequence[int]) -> list[int]:
-        """The channels of :meth:`features` at ``layers`` (what the heads reading them take)."""
-        at: dict[int, int] = {}
-        current = self.model[1].in_channels  # layer 0 pads the input: its channels
-        for index, layer in enumerate(self.model[: self.decoder_start]):
-            if isinstance(layer, nn.Conv2d):
-                current = layer.out_channels
-            at[index] = current  # residual blocks keep their width
-        return [at[i] for i in self.check_feature_layers(layers)]
-
+    # --- the encoder's features (CUT): the layer choice is EncoderFeatureLayers' ------------------------------
     def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
         """The activations after each of ``layers`` (indices into ``model``, encoder only), in that order; the
         network runs only as far as the last of them."""

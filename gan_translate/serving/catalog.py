@@ -3,14 +3,14 @@
 ``--checkpoint PATH`` names the model after the file (``horse2zebra.ckpt`` -> ``horse2zebra``; a run folder after
 the folder), ``--checkpoint NAME=PATH`` names it explicitly. What a model can do comes from the file itself: a
 translator (CycleGAN, CUT, pix2pix: one :class:`~gan_translate.inference.translator.Translator` per direction it translates),
-a sampler (DCGAN: ``latents`` / ``decode``), or an AdaIN stylizer. Each network pass is a ``run`` function of a
+a sampler (DCGAN, StyleGAN2: ``latents`` / ``decode``, described by its ``sampler_spec``), or an AdaIN stylizer. Each network pass is a ``run`` function of a
 list of payloads, so :class:`~gan_translate.serving.batching.DynamicBatcher` can batch requests through it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,12 @@ from gan_translate.core.errors import UserError
 from gan_translate.core.images import as_tensor_image, tensor_to_uint8
 from gan_translate.inference.generation import Decoder
 from gan_translate.inference.style import AdaINStylizer
-from gan_translate.inference.translator import Translator, resolve_device, translator_from_model
+from gan_translate.inference.translator import (
+    Translator,
+    resolve_device,
+    translator_from_model,
+    translator_with_settings,
+)
 from gan_translate.models.base import GANModule
 
 __all__ = ["ServedModel", "TranslatorOptions", "load_catalog", "parse_model_spec"]
@@ -60,6 +65,9 @@ class ServedModel:
     sampler: GANModule | None = None
     stylizer: AdaINStylizer | None = None
     in_channels: int = 3
+    model: GANModule | None = None
+    """A translator that takes per-request inference settings (UNSB's ``steps`` / ``seed``): kept to build them;
+    None for the others, so that a server holds no discriminator it never runs."""
 
     @property
     def directions(self) -> list[str]:
@@ -71,18 +79,31 @@ class ServedModel:
                                              "stylize": "/v1/stylize"}[self.capability],
                                 "directions": self.directions, "training_size": self.training_size,
                                 "file": self.source}
+        if self.model is not None:
+            info["settings"] = sorted(self.model.inference_settings)  # the optional /v1/translate fields it takes
         if self.sampler is not None:
-            info["resolution"] = int(self.sampler.hparams.get("resolution", 0)) or None
-            hparams = self.sampler.hparams
-            info["latent_dim"] = int(hparams.get("latent_dim") or hparams.get("z_dim") or 0) or None  # DCGAN / StyleGAN2
+            spec = self.sampler.sampler_spec  # what the model declares: no guessing from hyperparameter names
+            info["resolution"], info["latent_dim"] = spec.resolution, spec.latent_dim
         return info
 
     # --- network passes (run in the batcher's worker thread) ---------------------------------------
-    def translate_batch(self, payloads: Sequence[tuple[str, np.ndarray]]) -> list[np.ndarray]:
-        """``[(direction, uint8 image), ...]`` of one direction and size -> uint8 results (one pass)."""
-        translator = self.translators[payloads[0][0]]
+    def translator_for(self, direction: str, settings: Mapping[str, Any]) -> Translator:
+        """The translator of ``direction`` with a request's inference ``settings`` (none: the one built at start); a
+        setting the model does not take is a one-line :class:`~gan_translate.core.errors.UserError`."""
+        translator = self.translators[direction]
+        if not settings:
+            return translator
+        if self.model is None:
+            raise UserError(f"model {self.name!r} ({self.kind}) takes no inference settings; drop "
+                            f"{', '.join(sorted(settings))}")
+        return translator_with_settings(translator, self.model, settings)
+
+    def translate_batch(self, payloads: Sequence[tuple[Any, ...]]) -> list[np.ndarray]:
+        """``[(direction, uint8 image[, settings]), ...]`` of one direction, size and settings (``((name, value),
+        ...)``, e.g. UNSB's steps and seed) -> uint8 results (one pass)."""
+        translator = self.translator_for(payloads[0][0], dict(payloads[0][2]) if len(payloads[0]) > 2 else {})
         outputs = translator.translate_batch(torch.stack([as_tensor_image(image, translator.in_channels)
-                                                           for _, image in payloads]))
+                                                           for _, image, *_ in payloads]))
         return [tensor_to_uint8(output) for output in outputs]
 
     def generate(self, payloads: Sequence[tuple[int, int, Decoder]]) -> list[list[np.ndarray]]:
@@ -153,6 +174,8 @@ def _load_one(name: str, path: Path, device: torch.device, options: TranslatorOp
             served.translators[direction] = translator_from_model(
                 model, direction, str(device), options.precision, tile=options.tile, tile_overlap=options.tile_overlap,
                 tile_stats_size=options.tile_stats_size, tile_stats=options.tile_stats, checkpoint_path=str(path))
+        if model.inference_settings:
+            served.model = model
     elif "sample" in model.capabilities:
         served.capability = "sample"
         served.sampler = model.to(device).eval()

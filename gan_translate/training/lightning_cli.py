@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import copy
 import importlib
+import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,14 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from gan_translate.artifacts import AtomicCheckpointIO, load_checkpoint, model_name, newest_checkpoint, resolve_checkpoint_path
+from gan_translate.callbacks.eval_mode import LIGHTNING_EVAL_MODE_WARNING, EvalModeCheck
 from gan_translate.callbacks.predictions import PredictionImageWriter
 from gan_translate.callbacks.reliability import Reliability
 from gan_translate.callbacks.run_folder import RunConfigSaver
+from gan_translate.callbacks.summary import FitSummary
 from gan_translate.core.errors import CheckpointError
 from gan_translate.training.precision import AUTO_PRECISION, AutoPrecisionTrainer, PrecisionChoice, resolve_auto_precision
 
@@ -216,6 +221,9 @@ class GanTranslateCLI(LightningCLI):
         for callback in trainer.callbacks:
             if isinstance(callback, RunConfigSaver):  # W&B's config records what `auto` chose, and why
                 callback.precision_choice = getattr(self, "_precision_choice", None)
+        if self.subcommand == "fit":
+            # The run folder first, the result last (FitSummary); eval-mode warnings only for accidental ones.
+            trainer.callbacks.extend([FitSummary(), EvalModeCheck()])
         if self.subcommand == "predict":
             if not any(isinstance(callback, BasePredictionWriter) for callback in trainer.callbacks):
                 trainer.callbacks.append(PredictionImageWriter())  # otherwise predict computes and keeps nothing
@@ -225,8 +233,48 @@ class GanTranslateCLI(LightningCLI):
         return trainer
 
 
+class _DropLightningTips(logging.Filter):
+    """Lightning's "💡 Tip: ... try installing [litlogger] / [litmodels]" lines: advertising, not about this run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+#: The loggers Lightning's ``rank_zero_info`` writes through (fabric's and pytorch's utilities).
+_LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+@contextmanager
+def _without_third_party_noise() -> Iterator[None]:
+    """While the CLI runs: no Lightning tips, and none of the two warnings about things a user cannot change.
+
+    Each is matched by its exact message (and emitting module), so every other warning still shows:
+    - Lightning's ``Found N module(s) in eval mode``: every StyleGAN2 / AdaIN run freezes a network on purpose;
+      :class:`~gan_translate.callbacks.eval_mode.EvalModeCheck` warns about the accidental ones instead;
+    - torch's deprecation of ``LeafSpec``, raised inside Lightning's own ``_pytree`` module (Lightning's to fix).
+    """
+    tips = _DropLightningTips()
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_INFO_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(tips)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=LIGHTNING_EVAL_MODE_WARNING, category=PossibleUserWarning)
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(tips)
+
+
 def run_lightning_cli(args: Sequence[str]) -> None:
     """Run ``fit`` / ``validate`` / ``test`` / ``predict`` with ``args`` (the subcommand first)."""
+    with _without_third_party_noise():
+        _run_cli(args)
+
+
+def _run_cli(args: Sequence[str]) -> None:
     GanTranslateCLI(
         # Lightning's Trainer with `precision: auto` accepted (resolved in before_instantiate_classes).
         trainer_class=AutoPrecisionTrainer,

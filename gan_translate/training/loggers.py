@@ -30,6 +30,15 @@ WANDB_MODES: tuple[str, ...] = ("auto", "online", "offline", "disabled")
 _ONLINE_INIT_TIMEOUT_S = 30.0
 
 
+def _quiet_settings(online: bool) -> Any:
+    """wandb's settings for a training run: ``quiet`` (its end-of-run history and summary tables and the log-folder
+    lines are left out: the run's values are in the run, and the fit's summary names the run folder); online, a short
+    wait for the network."""
+    import wandb
+
+    return wandb.Settings(quiet=True, **({"init_timeout": _ONLINE_INIT_TIMEOUT_S} if online else {}))
+
+
 def wandb_credentials_available() -> bool:
     """True when ``wandb login`` has stored a key (netrc) or ``WANDB_API_KEY`` is set."""
     if os.environ.get("WANDB_API_KEY"):
@@ -80,10 +89,8 @@ class WandbLogger(_LightningWandbLogger):
     ) -> None:
         resolved = resolve_wandb_mode(mode)
         os.makedirs(save_dir, exist_ok=True)
-        if resolved == "online":
-            import wandb
-
-            kwargs.setdefault("settings", wandb.Settings(init_timeout=_ONLINE_INIT_TIMEOUT_S))
+        if resolved != "disabled" and kwargs.get("settings") is None:  # the CLI passes every wandb.init keyword, None
+            kwargs["settings"] = _quiet_settings(online=resolved == "online")
         super().__init__(
             project=project,
             name=name,
@@ -94,6 +101,11 @@ class WandbLogger(_LightningWandbLogger):
             tags=tags,
             **kwargs,
         )
+        # Lightning passes `anonymous=None` on our behalf; wandb warns that the setting has no effect, whatever its
+        # value. Not passing it changes nothing but that warning.
+        init = wandb_init_kwargs(self)
+        if init.get("anonymous") is None:
+            init.pop("anonymous", None)
         self.mode = resolved
 
     @rank_zero_only
@@ -121,7 +133,7 @@ class WandbLogger(_LightningWandbLogger):
                 stacklevel=2,
             )
             init["mode"] = "offline"
-            init.pop("settings", None)
+            init["settings"] = _quiet_settings(online=False)
             self.mode = "offline"
             discard_wandb_experiment(self)
             return super().experiment

@@ -17,7 +17,7 @@ import torch
 from gan_translate.artifacts import AtomicCheckpointIO, atomic_torch_save, build_model, load_checkpoint
 from gan_translate.cli import main
 from gan_translate.core.errors import CheckpointError
-from gan_translate.models import CycleGAN
+from gan_translate.models import CycleGAN, models_that
 
 TINY = dict(generator="resnet", generator_args={"n_blocks": 1}, ngf=8, ndf=8, discriminator_args={"n_layers": 2})
 
@@ -164,7 +164,7 @@ def _truncated(tmp_path: Path) -> Path:
         # a zip that is no torch archive, and a pickle stream cut short: torch.load's own failures
         (lambda d: (zipfile.ZipFile(d / "zip.ckpt", "w").close(), d / "zip.ckpt")[1], "not a readable PyTorch checkpoint"),
         (lambda d: ((d / "pickle.ckpt").write_bytes(b"\x80\x02"), d / "pickle.ckpt")[1], "not a readable PyTorch checkpoint"),
-        (lambda d: write_checkpoint(d / "dcgan.ckpt", model_name="dcgan"), "is a dcgan checkpoint; `translate` needs a model that translates images: cut, cyclegan, fastcut, pix2pix"),
+        (lambda d: write_checkpoint(d / "dcgan.ckpt", model_name="dcgan"), f"is a dcgan checkpoint; `translate` needs a model that translates images: {', '.join(models_that('translate'))}"),
         (lambda d: (d / "emptydir").mkdir() or d / "emptydir", "no .ckpt file found under"),
         (lambda d: d / "missing.ckpt", "checkpoint not found"),
     ],

@@ -1,6 +1,7 @@
 """`export --format onnx|torchscript`: the files run without gan-translate (a subprocess that cannot import it) and
 give translate's result to 1e-4 at odd and exact sizes, batch 2, for a CycleGAN ResNet, a Pix2Pix U-Net and CUT's
-antialiased ResNet; the format / direction / overwrite / missing-extra mistakes are one line."""
+antialiased ResNet; the format / direction /
+overwrite / missing-extra mistakes are one line."""
 
 from __future__ import annotations
 
@@ -20,16 +21,15 @@ from gan_translate import load_translator
 from gan_translate.artifacts import export_model
 from gan_translate.artifacts.portable import ONNX_EXTRA_HINT, TORCHSCRIPT_METADATA_FILE
 from gan_translate.cli import main
-from gan_translate.models import CUT, CycleGAN, Pix2Pix
+from tests.tiny import TINY
 
 pytest.importorskip("onnxruntime", reason="the onnx extra (in dev) runs the exported graphs")
 
-SMALL = {"ngf": 8, "ndf": 8}
-MODELS: dict[str, tuple[type, dict[str, Any]]] = {
-    "cyclegan": (CycleGAN, {**SMALL, "generator": "resnet", "generator_args": {"n_blocks": 1}}),
-    "pix2pix": (Pix2Pix, {**SMALL, "generator": "unet", "generator_args": {"num_downs": 5}}),
-    "cut": (CUT, {**SMALL, "generator": "resnet", "generator_args": {"n_blocks": 1, "antialias": True},
-                  "num_patches": 16, "nce_mlp_channels": 16}),
+#: The models exported, as tests/tiny.py builds them; CUT with its own antialiased ResNet (blur layers in the file).
+MODELS: dict[str, dict[str, Any]] = {
+    "cyclegan": {},
+    "pix2pix": {},
+    "cut": {"generator_args": {"n_blocks": 1, "antialias": True}},
 }
 # (file, model, direction given on the command line or None, the direction the file holds)
 EXPORTS = [
@@ -77,9 +77,8 @@ RUNNER = textwrap.dedent('''
 def write_checkpoint(path: Path, model: str) -> Path:
     """A tiny untrained model's checkpoint as `fit` writes it, its generator weights spread out so that the outputs
     use the range (at the default 0.02 init a U-Net's outputs all sit near 0 and any file would look right)."""
-    cls, hparams = MODELS[model]
     torch.manual_seed(0)
-    instance = cls(**hparams)
+    instance = TINY[model].build(model, **MODELS[model])
     with torch.no_grad():
         for name, parameter in instance.named_parameters():
             if name.startswith("generator") and parameter.dim() == 4:

@@ -20,18 +20,15 @@ import torch
 from gan_translate.artifacts import export_generators, export_model, load_model
 from gan_translate.artifacts.portable import TORCHSCRIPT_METADATA_FILE
 from gan_translate.cli import main
-from gan_translate.models import DCGAN, StyleGAN2
+from tests.tiny import TINY
 
 _ONNX_MISSING = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
 needs_onnx = pytest.mark.skipif(bool(_ONNX_MISSING), reason=f"the onnx extra is not installed ({', '.join(_ONNX_MISSING)} missing)")
 # torch.jit.load warns that torch.jit is deprecated; TorchScript files are still what this export writes.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:FutureWarning")
 
-MODELS: dict[str, tuple[type, dict[str, Any]]] = {
-    "dcgan": (DCGAN, dict(resolution=32, latent_dim=16, ngf=8, ndf=8, num_fixed_samples=4, make_gif=False)),
-    "stylegan2": (StyleGAN2, dict(resolution=32, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256,
-                                  channel_max=16, num_fixed_samples=4, make_gif=False)),
-}
+#: The samplers exported, as tests/tiny.py builds them (16-d latents, 32 px).
+MODELS = ("dcgan", "stylegan2")
 BATCHES = (1, 3)
 TOLERANCE = 1e-4
 
@@ -39,9 +36,8 @@ TOLERANCE = 1e-4
 def write_checkpoint(path: Path, model: str) -> Path:
     """A tiny untrained model's checkpoint as `fit` writes it. DCGAN's weights are spread out (at the 0.02 init its
     images are all ~0, which any file would match) and StyleGAN2's ``w_avg`` moved off 0 (so truncation shows)."""
-    cls, hparams = MODELS[model]
     torch.manual_seed(0)
-    instance = cls(**hparams)
+    instance = TINY[model].build(model)
     with torch.no_grad():
         if model == "dcgan":
             for name, parameter in instance.named_parameters():

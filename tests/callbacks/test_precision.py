@@ -18,6 +18,7 @@ bounds measured in tests/test_distributed.py (max 1e-4, mean 1e-6 after two batc
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -37,14 +38,16 @@ from gan_translate.callbacks.performance import (
 from gan_translate.data.datamodules import UnpairedDataModule
 from gan_translate.data.options import ImageTransform
 from gan_translate.models import CycleGAN
-from tests.helpers import CONFIGS, fit, tiny_cyclegan_args, tiny_dcgan_args, tiny_pix2pix_args
+from tests.helpers import CONFIGS, fit
+from tests.tiny import TINY
 from tests.training.test_distributed import (
     PARAM_MAX_ATOL,
     PARAM_MEAN_ATOL,
     _bias_before_instance_norm,
 )
 
-MODELS = ("cyclegan", "pix2pix", "dcgan")
+#: The models of these tests (those with precision settings in tests/tiny.py).
+MODELS = tuple(name for name, tiny in TINY.items() if tiny.precision is not None)
 FORWARD_TOL = {"atol": 1e-5, "rtol": 1e-4}
 # After training steps: the bounds of tests/test_distributed.py (measured there: float-reordering noise stays
 # 10x below them, a 5% learning-rate change or other data lands 10-100x above).
@@ -74,12 +77,7 @@ class TrainingRecord(Callback):
 
 
 def _args(model: str, data: Path, run_dir: Path) -> list[str]:
-    if model == "cyclegan":
-        args = tiny_cyclegan_args(data, run_dir, epochs=1, batches=2)
-    elif model == "pix2pix":
-        args = tiny_pix2pix_args(data / "paired", run_dir, epochs=1, batches=2)
-    else:
-        args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
+    args = TINY[model].synthetic_args(data, run_dir, epochs=1, batches=2)
     return [*args, "--trainer.limit_val_batches", "0", "--model.sample_every_n_steps", "0"]
 
 
@@ -125,8 +123,7 @@ def test_bf16_mixed_trains_every_model(model: str, fp32_runs: dict, synthetic_ro
 # ----------------------------------------------------------------------------- 16-mixed (GradScaler)
 
 def _tiny_cyclegan() -> CycleGAN:
-    return CycleGAN(generator="resnet", generator_args={"n_blocks": 1}, ngf=8, ndf=8, discriminator_args={"n_layers": 2},
-                    pool_size=0, sample_every_n_steps=0)
+    return CycleGAN(**{**TINY["cyclegan"].kwargs, **TINY["cyclegan"].precision.overrides})
 
 
 def _data(root: Path) -> UnpairedDataModule:
@@ -220,7 +217,7 @@ def test_adam_takes_the_hyperparameters_and_torch_default_kernel_on_cpu(model: s
     module.hparams.lr, module.hparams.beta1 = 3e-4, 0.7
     optimizers = module.configure_optimizers()
     optimizers = optimizers[0] if isinstance(optimizers, tuple) else optimizers
-    assert len(optimizers) == 2
+    assert len(optimizers) == TINY[model].precision.optimizers
     owned = {id(p) for opt in optimizers for group in opt.param_groups for p in group["params"]}
     assert owned == {id(p) for p in module.parameters()}  # every network weight is optimised, once
     for opt in optimizers:
@@ -255,29 +252,32 @@ def test_adam_is_fused_on_gpu_and_matches_the_default_kernel(model: str) -> None
 # ----------------------------------------------------------------------------- channels-last / compile
 
 def _fresh(model: str) -> torch.nn.Module:
-    from gan_translate.models import DCGAN, Pix2Pix
-
+    """``model`` as tests/tiny.py's precision settings build it, from seed 0."""
     torch.manual_seed(0)
-    if model == "cyclegan":
-        return _tiny_cyclegan()
-    if model == "pix2pix":
-        return Pix2Pix(generator="unet", generator_args={"num_downs": 5}, ngf=8, ndf=8, discriminator_args={"n_layers": 2},
-                       dropout=False)
-    return DCGAN(resolution=32, latent_dim=16, ngf=8, ndf=8, num_fixed_samples=4)
+    return TINY[model].build(model, **TINY[model].precision.overrides)
 
 
 def _forward_all(module: torch.nn.Module, channels_last: bool = False) -> list[torch.Tensor]:
     """Every network of ``module`` on fixed inputs (train mode: batch statistics, as in a training step)."""
-    inputs = torch.rand(2, 6, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    inputs = torch.rand(2, 12, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     outputs = []
     for name, net in networks(module):
+        extra: list[torch.Tensor] = []
         if name == "generator" and hasattr(module, "fixed_noise"):
             x = torch.randn(2, module.hparams.latent_dim, generator=torch.Generator().manual_seed(2))
         else:
-            channels = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
-            x = inputs[:, :channels]
+            convolutions = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+            if not convolutions:
+                continue  # PatchNCE's MLP heads (CUT, UNSB) take sampled feature vectors, not images
+            x = inputs[:, :convolutions[0].in_channels]
             x = batch_to_channels_last(x) if channels_last else x
-        outputs.append(net(x).float())
+            # time-conditioned networks (UNSB's) also take the bridge step, and its generator a latent
+            conditions = inspect.signature(net.forward).parameters
+            if "step" in conditions:
+                extra.append(torch.full((2,), 1, dtype=torch.long))
+            if "z" in conditions:
+                extra.append(torch.randn(2, net.latent_dim, generator=torch.Generator().manual_seed(3)))
+        outputs.append(net(x, *extra).float())
     return outputs
 
 
@@ -290,12 +290,12 @@ def test_channels_last_forward_matches_default(model: str) -> None:
         torch.testing.assert_close(b, a, **FORWARD_TOL)
 
 
-@pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
+@pytest.mark.parametrize("model", [name for name in MODELS if TINY[name].precision.channels_last_training])
 def test_channels_last_training_stays_close(model: str, fp32_runs: dict, synthetic_root: Path, tmp_path: Path) -> None:
     run = _train(model, synthetic_root, tmp_path, "--trainer.callbacks+=gan_translate.callbacks.PerformanceOptions",
                  "--trainer.callbacks.channels_last=true")
     reference = fp32_runs[model]
-    net = _fresh(model) if model == "cyclegan" else None
+    net = _fresh(model)
     a, b = _live(run["final"], net), _live(reference["final"], net)
     _assert_close_after_training(a, b)
 

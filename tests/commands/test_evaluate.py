@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from gan_translate.cli import main
+from gan_translate.models import models_that
 from tests.helpers import checkpoints, fit, load_raw, tiny_cyclegan_args
 
 OFFLINE = ["--feature", "random-conv", "--image-size", "32", "--device", "cpu"]
@@ -139,7 +140,8 @@ def test_dcgan_checkpoint_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert _evaluate("--checkpoint", str(path), "--data", str(tmp_path), *OFFLINE) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert f"{path} is a dcgan checkpoint; `evaluate --checkpoint` needs a model that translates images: cut, cyclegan, fastcut, pix2pix" in err[0]
+    translators = ", ".join(models_that("translate"))
+    assert f"{path} is a dcgan checkpoint; `evaluate --checkpoint` needs a model that translates images: {translators}" in err[0]
 
 
 # --- evaluate: two folders ----------------------------------------------------------------------------------

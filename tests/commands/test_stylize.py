@@ -15,7 +15,7 @@ from PIL import Image
 from gan_translate.artifacts.checkpoints import CHECKPOINT_KEY
 from gan_translate.cli import main
 from gan_translate.data import ImageTransform, StyleDataModule
-from gan_translate.models import AdaIN, CycleGAN
+from gan_translate.models import AdaIN, CycleGAN, models_that
 from gan_translate.nn.adain import REFERENCE_ENCODER_KEYS
 
 
@@ -145,6 +145,7 @@ def test_a_translator_checkpoint_and_gatys_with_two_styles_are_refused(
                 CHECKPOINT_KEY: {"model": "cyclegan", "version": "0.2.0"}}, tmp_path / "cyclegan.ckpt")
     common = ["--content", str(images["odd"]), "--output", str(tmp_path / "o")]
     assert _stylize("--checkpoint", str(tmp_path / "cyclegan.ckpt"), "--style", str(images["style1"]), *common) == 2
-    assert "is a cyclegan checkpoint; `stylize --method adain` needs a model that stylises images: adain" in _error(capsys)
+    stylizers = ", ".join(models_that("stylize"))
+    assert f"is a cyclegan checkpoint; `stylize --method adain` needs a model that stylises images: {stylizers}" in _error(capsys)
     assert main(["stylize", "--style", str(images["style1"]), str(images["style2"]), *common]) == 2
     assert "Gatys takes one --style image" in _error(capsys)

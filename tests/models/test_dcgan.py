@@ -19,7 +19,7 @@ from gan_translate.core.errors import DataError, UserError
 from gan_translate.core.images import match_channels
 from gan_translate.data.datamodules import ImageFolderDataModule
 from gan_translate.inference.generation import slerp
-from gan_translate.models import DCGAN, MODELS, CycleGAN
+from gan_translate.models import DCGAN, MODELS, CycleGAN, models_that
 from gan_translate.models.base import CHECKPOINT_KEY
 from tests.helpers import CONFIGS, checkpoints, fit, load_raw, tiny_dcgan_args
 
@@ -265,13 +265,14 @@ def test_generate_refuses_a_cyclegan_and_translate_refuses_a_dcgan(
                 CHECKPOINT_KEY: {"model": "cyclegan", "version": "0.1.0"}}, path)
     assert _generate(path, tmp_path / "o", "--num", "2") == 2
     assert _one_line_error(capsys) == (f"error: {path} is a cyclegan checkpoint; `generate` needs a model that generates "
-                                       "images: dcgan, stylegan2 (cyclegan translates images: use `gan-translate translate`)")
+                                       f"images: {', '.join(models_that('sample'))} (cyclegan translates images: use "
+                                       "`gan-translate translate`)")
     image = tmp_path / "in.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
     code = main(["translate", "--checkpoint", str(trained_run["last"]), "--input", str(image),
                  "--output", str(tmp_path / "t"), "--device", "cpu"])
     assert code == 2
-    assert ("is a dcgan checkpoint; `translate` needs a model that translates images: cut, cyclegan, fastcut, pix2pix "
+    assert (f"is a dcgan checkpoint; `translate` needs a model that translates images: {', '.join(models_that('translate'))} "
             "(dcgan generates images: use `gan-translate generate`)") in _one_line_error(capsys)
 
 

@@ -3,90 +3,82 @@
 Build it tiny, declare what it can do consistently, train a step that changes its generator(s), save, rebuild it
 by name from the file alone, then translate (odd image sizes, every declared direction, an export of it) or
 sample (reproducibly), and refuse what it cannot do with one error type. A new model passes this by adding its
-tiny settings to ``TINY`` (the test fails until it does).
+tiny settings to ``TINY`` in tests/tiny.py (the test fails until it does).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 
+import gan_translate.models as models_package
 from gan_translate.artifacts import export_generators, load_checkpoint, load_model, model_name
 from gan_translate.core.directions import DIRECTIONS
 from gan_translate.core.errors import CapabilityError
-from gan_translate.data import ImageFolderDataModule, ImageTransform, PairedDataModule, StyleDataModule, UnpairedDataModule
 from gan_translate.inference.translator import load_translator
-from gan_translate.models import MODELS, GANModule, models_that
+from gan_translate.models import MODELS, GANModule, import_model_modules, models_that
+from tests.helpers import checkpoints, fit
+from tests.tiny import TINY, TRANSLATES, Data, Tiny
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_TRANSFORM = ImageTransform(load_size=32, crop_size=32)
-
-
-def _unpaired(root: Path) -> pl.LightningDataModule:
-    return UnpairedDataModule(str(root), transform=_TRANSFORM, batch_size=2, num_workers=0)
-
-
-def _paired(root: Path) -> pl.LightningDataModule:
-    return PairedDataModule(str(root / "paired"), layout="auto", transform=_TRANSFORM, batch_size=2, num_workers=0)
-
-
-def _content_and_styles(root: Path) -> pl.LightningDataModule:
-    return StyleDataModule(str(root / "trainA"), style_root=str(root / "trainB"), transform=_TRANSFORM, batch_size=2,
-                           num_workers=0)
-
-
-def _images(root: Path) -> pl.LightningDataModule:
-    return ImageFolderDataModule(str(root / "trainB"), image_size=32, batch_size=2, num_workers=0)
-
-
-_UNET_TINY = {"generator": "unet", "generator_args": {"num_downs": 5}, "ngf": 4}
-#: name -> (tiny hyperparameters, the data it trains on). Every registered model needs an entry.
-TINY: dict[str, tuple[dict[str, Any], Callable[[Path], pl.LightningDataModule]]] = {
-    "cyclegan": ({"generator": "resnet", "generator_args": {"n_blocks": 1}, "ngf": 4, "ndf": 4,
-                  "discriminator_args": {"n_layers": 1}, "pool_size": 2}, _unpaired),
-    "pix2pix": ({**_UNET_TINY, "ndf": 4, "discriminator_args": {"n_layers": 1}}, _paired),
-    "dcgan": ({"resolution": 32, "latent_dim": 8, "ngf": 4, "ndf": 4, "num_fixed_samples": 4, "make_gif": False}, _images),
-    "copied_template": (_UNET_TINY, _paired),
-    "cut": ({"generator": "resnet", "generator_args": {"n_blocks": 1}, "ngf": 4, "ndf": 4, "num_patches": 8,
-             "nce_mlp_channels": 8, "discriminator_args": {"n_layers": 1}}, _unpaired),
-    "fastcut": ({"generator": "resnet", "generator_args": {"n_blocks": 1, "antialias": True}, "ngf": 4, "ndf": 4,
-                 "num_patches": 8, "nce_mlp_channels": 8, "discriminator_args": {"n_layers": 1}}, _unpaired),
-    "adain": ({"encoder_weights": "random", "sample_every_n_steps": 0}, _content_and_styles),
-    "stylegan2": ({"resolution": 32, "z_dim": 16, "w_dim": 16, "channel_base": 256, "channel_max": 16,
-                   "mapping_layers": 2, "num_fixed_samples": 4, "make_gif": False, "augment": "ada",
-                   "ada_kimg": 0.1}, _images),
-}
 #: The network a training step must change, for models without translators.
 TRAINED = {"sample": "generator", "stylize": "decoder"}
 
+#: The contributor's configs/copied_template/quickstart.yaml: the model by its class path, the data it trains on.
+_TEMPLATE_CONFIG = """\
+seed_everything: 0
+trainer:
+  max_epochs: 10
+  logger:
+    class_path: gan_translate.training.loggers.WandbLogger
+    init_args: {project: gan-translate, name: copied-template-quickstart, save_dir: runs/copied_template}
+model:
+  class_path: gan_translate.models.CopiedTemplate
+  init_args: {generator: unet, generator_args: {num_downs: 6}, ngf: 16, sample_every_n_steps: 100}
+data:
+  class_path: gan_translate.data.PairedDataModule
+  init_args: {root: data/synthetic, synthetic: true, transform: {load_size: 72, crop_size: 64}, batch_size: 4}
+"""
+
 
 @pytest.fixture()
-def copied_template(tmp_path: Path) -> Iterator[type[GANModule]]:
-    """``models/template.py`` copied and renamed, as a contributor starts a model: it registers and works as is."""
+def copied_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[GANModule]]:
+    """A new model as a contributor adds one (CONTRIBUTING.md, "Adding a model"): three files and nothing else.
+
+    1. ``models/copied_template.py``: ``models/template.py`` copied, its class and registry name changed. It sits in
+       a folder added to the package's path (as if beside template.py), and ``models/__init__.py`` finds it unedited;
+    2. ``configs/copied_template/quickstart.yaml``, naming it ``gan_translate.models.CopiedTemplate``;
+    3. its entry in ``TINY`` (tests/tiny.py).
+    """
     source = (REPO_ROOT / "gan_translate" / "models" / "template.py").read_text()
     source = source.replace('@register_model("template")', '@register_model("copied_template")')
     source = source.replace("class TemplateModel(", "class CopiedTemplate(")
-    path = tmp_path / "copied_template.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("copied_template", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["copied_template"] = module
+    package = tmp_path / "models"
+    package.mkdir()
+    (package / "copied_template.py").write_text(source)
+    config = tmp_path / "configs" / "copied_template"
+    config.mkdir(parents=True)
+    (config / "quickstart.yaml").write_text(_TEMPLATE_CONFIG)
+    monkeypatch.setitem(TINY, "copied_template", Tiny(
+        config, Data.PAIRED, TRANSLATES, {"generator": "unet", "generator_args": {"num_downs": 5}, "ngf": 4},
+        flags=("--model.generator_args", "{num_downs: 5}", "--model.ngf", "4", "--model.sample_every_n_steps", "2"),
+        gan_filters=False))  # no discriminator: no ndf
+    monkeypatch.setattr(models_package, "__path__", [*models_package.__path__, str(package)])
     try:
-        spec.loader.exec_module(module)
-        yield module.CopiedTemplate
+        assert "copied_template" in import_model_modules()
+        yield models_package.CopiedTemplate
     finally:
         MODELS.unregister("copied_template")
-        sys.modules.pop("copied_template", None)
+        sys.modules.pop("gan_translate.models.copied_template", None)
+        vars(models_package).pop("CopiedTemplate", None)
+        models_package.__all__.remove("CopiedTemplate")
 
 
 def _odd_image(seed: int = 0) -> np.ndarray:
@@ -151,18 +143,18 @@ def _check_stylizing(cls: type[GANModule], path: Path) -> None:
     result = stylizer(content, style)
     assert result.shape == content.shape and result.dtype == np.uint8
     np.testing.assert_array_equal(stylizer(content, style), result)  # deterministic
-    with pytest.raises(CapabilityError, match=r"translates images: .*\(adain stylises images: use `gan-translate stylize --method adain`\)"):
+    with pytest.raises(CapabilityError, match=rf"translates images: .*\({cls.model_name} stylises images: use `gan-translate stylize --method adain`\)"):
         load_model(path, capability="translate")
 
 
 def run_contract(cls: type[GANModule], synthetic_root: Path, folder: Path) -> None:
-    assert cls.model_name in TINY, f"add tiny settings for the {cls.model_name!r} model to TINY in {__file__}"
-    hparams, data = TINY[cls.model_name]
-    model = cls(**hparams)
+    assert cls.model_name in TINY, f"add tiny settings for the {cls.model_name!r} model to TINY in tests/tiny.py"
+    tiny = TINY[cls.model_name]
+    model = cls(**tiny.kwargs)
     _check_declarations(cls, model)
     generators = list(cls.translators.values()) or [TRAINED[next(iter(cls.capabilities))]]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    path = _train_one_step(model, data(synthetic_root), folder)
+    path = _train_one_step(model, tiny.data.datamodule(synthetic_root), folder)
     assert all(_changed(before, model, prefix) for prefix in generators), "a training step left a generator unchanged"
 
     assert model_name(load_checkpoint(path)) == cls.model_name
@@ -186,9 +178,19 @@ def test_every_registered_model_keeps_the_contract(name: str, synthetic_root: Pa
 def test_a_copy_of_the_template_is_a_working_model(copied_template: type[GANModule], synthetic_root: Path, tmp_path: Path) -> None:
     assert "copied_template" in models_that("translate")
     run_contract(copied_template, synthetic_root, tmp_path)
+    # ... and its config trains it through the CLI, by the class path models/__init__.py gave it
+    fit(TINY["copied_template"].synthetic_args(synthetic_root, tmp_path / "cli", epochs=1, batches=1))
+    assert checkpoints(tmp_path / "cli")
 
 
 def test_capability_lists_come_from_the_registry() -> None:
-    assert models_that("translate") == ["cut", "cyclegan", "fastcut", "pix2pix"]
-    assert models_that("sample") == ["dcgan", "stylegan2"]
-    assert models_that("stylize") == ["adain"]
+    # What each model's class declares (models_that) agrees with what its tiny entry expects of it.
+    for capability in ("translate", "sample", "stylize"):
+        expected = sorted(name for name, tiny in TINY.items() if capability in tiny.capabilities)
+        assert models_that(capability) == expected, capability
+
+
+def test_the_tiny_table_has_exactly_the_registered_models() -> None:
+    assert sorted(TINY) == MODELS.names(), "tests/tiny.py's TINY needs one entry per registered model, and no other"
+    for name, tiny in TINY.items():
+        assert tiny.config_file.is_file(), f"{name}: no {tiny.config_file}"

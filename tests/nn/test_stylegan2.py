@@ -3,6 +3,7 @@ shapes, gradients, the builders (no classic init) and config-F parameter counts.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -26,6 +27,7 @@ from gan_translate.nn.stylegan2 import (
     SynthesisNetwork,
     ToRGB,
     stylegan2_channels,
+    unfuse_modulated_convs,
 )
 
 # Tiny networks: 32 channels from 16x16 down (channel_base 512 // res), 32-d latents.
@@ -419,3 +421,16 @@ def test_config_f_parameter_counts(resolution: int) -> None:
         # Fewer resolutions: the 512-channel layers are all there, only the narrow high-resolution ones go.
         _, g_1024, d_1024 = _config_f_counts(1024)
         assert 29.9e6 < n_params(g) < g_1024 and 28.7e6 < n_params(d) < d_1024
+
+
+@pytest.mark.parametrize(("up", "demodulate"), [(False, True), (True, True), (False, False)])
+def test_the_unfused_modulated_conv_is_the_same_function(up: bool, demodulate: bool) -> None:
+    """The exports' form (scale the inputs, one shared conv, demodulate the outputs) equals the grouped one, with the
+    same parameters and state_dict keys; only the copy an export traces is switched."""
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(6, 5, 3, w_dim=8, demodulate=demodulate, up=up)
+    x, w = torch.randn(3, 6, 8, 8), torch.randn(3, 8)
+    unfused = unfuse_modulated_convs(copy.deepcopy(conv))
+    assert conv.fused and not unfused.fused
+    assert list(unfused.state_dict()) == list(conv.state_dict())
+    torch.testing.assert_close(unfused(x, w), conv(x, w), atol=1e-5, rtol=1e-5)

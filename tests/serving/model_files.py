@@ -1,4 +1,5 @@
-"""Tiny untrained checkpoints of each kind a server runs, written as `fit` writes them (the keys the loaders read)."""
+"""Tiny untrained checkpoints of each kind a server runs (tests/tiny.py's settings), written as `fit` writes them (the
+keys the loaders read)."""
 
 from __future__ import annotations
 
@@ -11,33 +12,40 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_translate.models.adain import AdaIN
 from gan_translate.models.base import GANModule
-from gan_translate.models.dcgan import DCGAN
-from tests.artifacts.test_checkpoint_safety import write_checkpoint
+from tests.tiny import TINY
 
-__all__ = ["adain_checkpoint", "cyclegan_checkpoint", "dcgan_checkpoint", "png_bytes", "png_header_only", "save_model"]
+__all__ = ["adain_checkpoint", "cyclegan_checkpoint", "dcgan_checkpoint", "png_bytes", "png_header_only", "save_model",
+           "tiny_checkpoint"]
 
 
 def save_model(model: GANModule, path: Path) -> Path:
+    """``model``'s checkpoint at ``path`` with the entries `fit` writes that the loaders read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
                 "gan_translate": {"model": model.model_name, "version": "test"}, "epoch": 0, "global_step": 0}, path)
     return path
 
 
+def tiny_checkpoint(model: str, path: Path, seed: int = 0) -> Path:
+    """An untrained ``model`` (a registered name) built from tests/tiny.py's settings after ``seed``, saved at ``path``."""
+    torch.manual_seed(seed)
+    return save_model(TINY[model].build(model), path)
+
+
 def cyclegan_checkpoint(path: Path) -> Path:
-    return write_checkpoint(path)
+    """A tiny CycleGAN (two directions) to translate with."""
+    return tiny_checkpoint("cyclegan", path, seed=0)
 
 
 def dcgan_checkpoint(path: Path) -> Path:
-    torch.manual_seed(1)
-    return save_model(DCGAN(resolution=32, latent_dim=8, ngf=4, ndf=4, num_fixed_samples=4, make_gif=False), path)
+    """A tiny DCGAN (32 px) to generate with."""
+    return tiny_checkpoint("dcgan", path, seed=1)
 
 
 def adain_checkpoint(path: Path) -> Path:
-    torch.manual_seed(2)
-    return save_model(AdaIN(encoder_weights="random", sample_every_n_steps=0), path)
+    """A tiny AdaIN (random encoder) to stylise with."""
+    return tiny_checkpoint("adain", path, seed=2)
 
 
 def picture(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -43,6 +43,9 @@ def _browser_missing() -> str | None:
     return None
 
 
+pytestmark = pytest.mark.browser  # one xdist worker runs the multi-process tests, one at a time (tests/conftest.py)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = _browser_missing()
@@ -110,9 +113,13 @@ def _page_width(page: Any) -> int:
 
 
 def _screenshot(page: Any, name: str) -> Path:
+    """A full-page screenshot in test-artifacts/ (kept for people to look at), written under a name of this process
+    and renamed into place: two pytest processes (xdist workers, or two runs in one checkout) never leave a torn file."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
+    partial = ARTIFACTS / f".partial-{os.getpid()}-{name}"  # same suffix: Playwright picks the format from it
+    page.screenshot(path=str(partial), full_page=True)
+    os.replace(partial, path)
     return path
 
 

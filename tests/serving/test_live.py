@@ -129,26 +129,41 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _start_serve(arguments: list[str], attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """``gan-translate serve`` in a process on a free loopback port, ready; its base URL.
+
+    The port is free when probed but another test process (pytest-xdist runs two) may take it before the server
+    binds it: the server then exits with "address already in use", and the launch is tried on a new port.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    for _ in range(attempts):
+        port = _free_port()
+        command = [sys.executable, "-m", "gan_translate", "serve", *arguments, "--port", str(port)]
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200 and server.poll() is None:
+                    return server, base
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        if server.poll() is None:
+            server.kill()
+        output = server.communicate()[0]
+        if "address already in use" not in output.lower():
+            raise AssertionError(f"the server did not start:\n{output[-3000:]}")
+    raise AssertionError(f"no free port in {attempts} attempts")
+
+
+@pytest.mark.server
 def test_serve_finishes_accepted_requests_when_stopped(tmp_path: Path) -> None:
     """`gan-translate serve` itself: ready, answers, and on SIGTERM answers the request it accepted, then exits."""
     checkpoint = cyclegan_checkpoint(tmp_path / "model.ckpt")
-    port = _free_port()
-    command = [sys.executable, "-m", "gan_translate", "serve", "--checkpoint", f"zebra={checkpoint}", "--port", str(port),
-               "--device", "cpu", "--gatys-vgg-weights", "random", "--gatys-max-steps", "60", "--gatys-max-size", "64",
-               "--log-level", "warning"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    base = f"http://127.0.0.1:{port}"
+    server, base = _start_serve(["--checkpoint", f"zebra={checkpoint}", "--device", "cpu", "--gatys-vgg-weights", "random",
+                                 "--gatys-max-steps", "60", "--gatys-max-size", "64", "--log-level", "warning"])
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
         assert httpx.get(f"{base}/v1/models").json()["models"][0]["name"] == "zebra"
         upload = {"content": ("c.png", png_bytes(picture(64, 64))), "style": ("s.png", png_bytes(picture(64, 64, 1)))}
         outcome: dict[str, httpx.Response] = {}

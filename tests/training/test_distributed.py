@@ -1,7 +1,7 @@
 """Multi-process (DDP) training on CPU with gloo: every model, through the real CLI, launched with torchrun.
 
 One ``torchrun --nproc_per_node 2`` launch (``python -m tests.training.test_distributed``, the ``__main__`` block below)
-trains every model of MODELS (CycleGAN, Pix2Pix, DCGAN, CUT, AdaIN, StyleGAN2) in turn at toy size with ``--trainer.devices 2 --trainer.strategy ddp``:
+trains every model of MODELS (those with DDP settings in tests/tiny.py) in turn at toy size with ``--trainer.devices 2 --trainer.strategy ddp``:
 plain ``ddp``, which only works because ``GANModule`` turns on ``find_unused_parameters`` (gan_translate/perf.py).
 A subprocess, because Lightning's own launcher for plain ``ddp`` re-runs the current command (pytest) in rank 1.
 A test-only callback writes each rank's final weights and a few random draws to ``rank{r}.pt``.
@@ -16,7 +16,6 @@ statistics are per process under DDP (per 2 images instead of 4), and its latent
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,24 +27,12 @@ from lightning.pytorch.callbacks import Callback
 
 from gan_translate.artifacts import build_model, load_checkpoint
 from gan_translate.core.lightning_compat import ddp_kwargs
-from tests.helpers import (
-    REPO_ROOT,
-    checkpoints,
-    fit,
-    load_raw,
-    tiny_adain_args,
-    tiny_cyclegan_args,
-    tiny_dcgan_args,
-    tiny_pix2pix_args,
-    tiny_stylegan2_args,
-)
+from tests.helpers import REPO_ROOT, checkpoints, fit, load_raw
+from tests.tiny import TINY
 
-MODELS = ("cyclegan", "pix2pix", "dcgan", "cut", "adain", "stylegan2")
-#: Optimiser steps per batch (GANs: the generator and the discriminator; AdaIN: its decoder).
-STEPS_PER_BATCH = {"adain": 1}
-#: Optimiser steps of the 2-batch runs where they are not 2 x STEPS_PER_BATCH (StyleGAN2: its first batch also
-#: takes a path-length and an R1 step).
-TOTAL_STEPS = {"stylegan2": 2 * 2 + 2}
+#: The models of the DDP run, and their settings there (flags, optimiser steps, batch norm): tests/tiny.py.
+DDP = {name: tiny.ddp for name, tiny in TINY.items() if tiny.ddp is not None}
+MODELS = tuple(DDP)
 # Summation order differs (two per-process means averaged vs one mean of four), so the equivalence holds up
 # to float rounding, which Adam's normalisation amplifies for parameters whose gradient is ~0 (a sign flip of
 # the noise moves them by 2 x lr). Measured after 2 batches (lr 2e-4), against the one-process batch-4 run:
@@ -86,33 +73,14 @@ class RankStateDump(Callback):
 
 
 def model_args(model: str, data: Path, run_dir: Path, batch_size: int) -> list[str]:
-    """Tiny, deterministic-in-expectation settings of ``model`` (see the module docstring)."""
-    if model == "cyclegan":
-        # Pool off: each process keeps its own, so a single process's pool would hold other fakes.
-        args = [*tiny_cyclegan_args(data, run_dir, epochs=1, batches=2), "--model.pool_size", "0"]
-    elif model == "pix2pix":
-        # Instance norm (per sample) and no dropout, so the update is a function of the global batch alone.
-        args = [*tiny_pix2pix_args(data / "paired", run_dir, epochs=1, batches=2), "--model.norm", "instance",
-                "--model.dropout", "false"]
-    elif model == "cut":
-        from tests.models.test_cut import tiny_cut_args  # the heads, a generator's encoder read twice: DDP copes
-
-        args = tiny_cut_args("cut", data, run_dir, epochs=1, batches=2)
-    elif model == "adain":  # a frozen encoder DDP must leave alone, a decoder it syncs
-        args = tiny_adain_args(data, run_dir, epochs=1, batches=2)
-    elif model == "stylegan2":  # second-order penalties, an EMA generator, buffers (w_avg, pl_mean, ADA's p) per rank
-        args = [*tiny_stylegan2_args(data / "trainB", run_dir, epochs=1, batches=2), "--model.ada_interval", "1",
-                "--model.augment_p", "0.5"]
-    else:
-        args = tiny_dcgan_args(data / "trainB", run_dir, epochs=1, batches=2)
+    """Tiny, deterministic-in-expectation settings of ``model`` (see the module docstring) on the synthetic set ``data``."""
+    args = [*TINY[model].synthetic_args(data, run_dir, epochs=1, batches=2), *DDP[model].flags]
     return [*args, "--data.batch_size", str(batch_size), "--model.sample_every_n_steps", "1",
             "--trainer.callbacks+=tests.training.test_distributed.RankStateDump", f"--trainer.callbacks.dirpath={run_dir / 'ranks'}"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+#: Every test here starts processes (torchrun ranks, ddp_spawn): one xdist worker runs them, one at a time (tests/conftest.py).
+pytestmark = pytest.mark.ddp
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +89,10 @@ def ddp_runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1",
            "WANDB_DIR": str(out), "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), "-m", "tests.training.test_distributed", str(synthetic_root), str(out)]
+    # --standalone: torchrun's rendezvous binds a free port itself, so a second test process (pytest-xdist) cannot
+    # take the port between a probe and the launch.
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "tests.training.test_distributed", str(synthetic_root), str(out)]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return out
@@ -154,7 +124,7 @@ def test_ddp_ranks_end_identical_and_write_once(ddp_runs: Path, model: str) -> N
     running = ("running_mean", "running_var")
     exact = {k: v for k, v in rank0["state"].items() if not k.endswith(running)}
     _assert_same_state(exact, {k: rank1["state"][k] for k in exact}, atol=0.0, rtol=0.0)
-    if model == "dcgan":
+    if DDP[model].batch_norm:
         assert len(exact) < len(rank0["state"])  # it has batch norm: the exception is real
     # ... while each rank saw its own data and drew its own random numbers.
     assert rank0["paths"] and not set(rank0["paths"]) & set(rank1["paths"])
@@ -164,11 +134,10 @@ def test_ddp_ranks_end_identical_and_write_once(ddp_runs: Path, model: str) -> N
     # Written once: one checkpoint, one W&B run, one set of sample grids.
     assert len(checkpoints(run_dir, "last*.ckpt")) == 1
     assert len(list(run_dir.rglob("offline-run-*"))) == 1
-    steps = TOTAL_STEPS.get(model, STEPS_PER_BATCH.get(model, 2) * 2)  # 2 batches
-    assert load_raw(checkpoints(run_dir, "last*.ckpt")[0])["global_step"] == steps
+    assert load_raw(checkpoints(run_dir, "last*.ckpt")[0])["global_step"] == DDP[model].optimizer_steps  # 2 batches
 
 
-@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+@pytest.mark.parametrize("model", [name for name, ddp in DDP.items() if ddp.equals_global_batch])
 def test_ddp_equals_one_process_with_the_global_batch(ddp_runs: Path, synthetic_root: Path, tmp_path: Path, model: str) -> None:
     fit([*model_args(model, synthetic_root, tmp_path, batch_size=4), "--trainer.devices", "1",
          "--trainer.limit_val_batches", "0"])
@@ -239,13 +208,7 @@ def test_models_survive_the_pickling_of_spawned_processes(model: str, synthetic_
     import pickle
     from multiprocessing.reduction import ForkingPickler
 
-    from gan_translate.models import MODELS as REGISTRY
-
-    kwargs = {"dcgan": {"resolution": 32, "latent_dim": 8, "ngf": 4, "ndf": 4},
-              "adain": {"encoder_weights": "random"},
-              "stylegan2": {"resolution": 32, "z_dim": 8, "w_dim": 8, "channel_base": 256, "channel_max": 8}}.get(
-                  model, {"ngf": 4, "ndf": 4})
-    module = REGISTRY.get(model)(**kwargs)
+    module = TINY[model].build(model)
     pools = [getattr(module, name) for name in ("pool_a", "pool_b") if hasattr(module, name)]
     for pool in pools:
         torch.rand(3, generator=pool.generator)  # a state that is not the seed's
