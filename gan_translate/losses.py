@@ -102,3 +102,22 @@ def patch_nce(query: Tensor, key: Tensor, batch_size: int, temperature: float = 
     negative = negative.masked_fill(same, -10.0).reshape(total, -1)
     logits = torch.cat([positive, negative], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(total, dtype=torch.long, device=query.device))
+
+
+def energy_loss(matched: Tensor, contrast: Tensor) -> Tensor:
+    """UNSB's energy network loss (Kim et al. 2024): raise the scores of matched ``(x_t, x_1)`` pairs against a
+    pair with another batch's, ``-mean(matched) + L + L**2`` with ``L = logsumexp(contrast)`` over every patch score
+    (the square keeps the normaliser from drifting). ``matched``: E's patch scores of each pair with itself;
+    ``contrast``: of each pair with the other batch's pair."""
+    log_normaliser = torch.logsumexp(contrast.reshape(-1), dim=0)
+    return -matched.mean() + log_normaliser + log_normaliser**2
+
+
+def schrodinger_bridge_loss(matched: Tensor, contrast: Tensor, state: Tensor, endpoint: Tensor, step: int,
+                            num_timesteps: int, tau: float) -> Tensor:
+    """UNSB's SB loss for the generator at bridge step ``step`` of ``num_timesteps``: the transport cost
+    ``tau * E||x_t - G(x_t)||^2`` minus the entropy of the coupling, estimated by the energy network's scores
+    (``mean(matched) - logsumexp(contrast)``) and weighted by the time left, ``(T - step) / T * tau``."""
+    entropy = matched.mean() - torch.logsumexp(contrast.reshape(-1), dim=0)
+    transport = torch.mean((state - endpoint) ** 2)
+    return -(num_timesteps - step) / num_timesteps * tau * entropy + tau * transport

@@ -48,6 +48,41 @@ def test_cut_benchmark_times_and_measures_the_three_models(tmp_path: Path) -> No
     assert report["memory 64"]["cut"]["tensors_mb"] < report["memory 64"]["cyclegan"]["tensors_mb"]
 
 
+def test_unsb_benchmark_times_and_measures_the_three_models(tmp_path: Path) -> None:
+    import unsb_vs_cut
+
+    out = tmp_path / "unsb.json"
+    assert unsb_vs_cut.main(["--kinds", "speed,memory", "--sizes", "64", "--steps", "5", "--rounds", "1",
+                             "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["speed 64"]) == set(report["memory 64"]) == {"unsb", "cut", "cyclegan"}
+    assert report["speed 64"]["cut"]["x_cut"] == 1.0 and report["speed 64"]["unsb"]["s_per_it"] > 0
+    # every bridge step timed once: UNSB's figure is the mean over the steps a uniform draw would give
+    assert report["speed 64"]["unsb"]["bridge_steps_timed"] == [0, 1, 2, 3, 4]
+    # a second discriminator (the energy network) and a graph through the contrast batch: more than CUT's
+    assert report["memory 64"]["unsb"]["tensors_mb"] > report["memory 64"]["cut"]["tensors_mb"]
+
+
+@pytest.mark.ddp  # two training processes at a time
+def test_unsb_benchmark_scores_every_model_at_equal_iterations_and_cpu_time(tmp_path: Path) -> None:
+    import unsb_vs_cut
+
+    out = tmp_path / "unsb.json"
+    assert unsb_vs_cut.main(["--kinds", "quality", "--seeds", "0", "--iterations", "3", "--cpu-seconds", "1",
+                             "--n-train", "8", "--n-test", "4", "--image-size", "32", "--parallel", "2",
+                             "--work", str(tmp_path / "work"), "--json", str(out)]) == 0
+    quality = json.loads(out.read_text())["quality"]
+    assert quality["input (untranslated)"]["l1"] > 0
+    cases = {(row["model"], row["case"]): row for row in quality["runs"]}
+    for model in ("unsb", "unsb --steps 1", "cut", "cyclegan"):
+        assert cases[(model, "3 iterations")]["batches"] == 3 and cases[(model, "1 CPU s")]["cpu_s"] == 1.0
+        for row in (cases[(model, "3 iterations")], cases[(model, "1 CPU s")]):
+            assert all(row[k] is not None and row[k] == row[k] for k in ("l1", "psnr", "ssim", "fid", "kid")), row
+    assert cases[("unsb", "3 iterations")]["images_trained_per_batch"] == 2
+    assert set(quality["summary"]) == {f"{m}, {c}" for m in ("unsb", "unsb --steps 1", "cut", "cyclegan")
+                                       for c in ("3 iterations", "1 CPU s")}
+
+
 def test_adain_benchmark_times_both_methods_and_extrapolates_gatys(tmp_path: Path) -> None:
     import adain_vs_gatys
 

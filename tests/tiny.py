@@ -222,6 +222,14 @@ TINY: dict[str, Tiny] = {
         flags=(*_TRANSLATOR_CLI, *_RESNET_CLI, *_PATCH_NCE_CLI),
         # not in the DDP run: CUT's networks and steps with other loss weights
     ),
+    "unsb": Tiny(
+        "unsb", Data.UNPAIRED, TRANSLATES, {**_RESNET_TINY, **_PATCH_NCE_TINY, "num_timesteps": 3},
+        flags=(*_TRANSLATOR_CLI, *_RESNET_CLI, *_PATCH_NCE_CLI),
+        # G (with the heads), D and the energy network E each step once a batch. Not equal to one process with the
+        # global batch: E's contrast normalises over the whole batch's pairs.
+        ddp=DdpSettings(optimizer_steps=3 * 2),
+        precision=PrecisionSettings({**_PRECISION_WIDTHS, "sample_every_n_steps": 0}, optimizers=3),
+    ),
     "adain": Tiny(
         "adain", Data.CONTENT_AND_STYLES, STYLIZES, {"encoder_weights": "random", "sample_every_n_steps": 0},
         # the seeded random VGG encoder (its outputs say it is untrained)

@@ -1,6 +1,6 @@
 """`export --format onnx|torchscript`: the files run without gan-translate (a subprocess that cannot import it) and
 give translate's result to 1e-4 at odd and exact sizes, batch 2, for a CycleGAN ResNet, a Pix2Pix U-Net and CUT's
-antialiased ResNet; the format / direction /
+antialiased ResNet; UNSB's bridge with its noise as inputs gives translate --seed's result; the format / direction /
 overwrite / missing-extra mistakes are one line."""
 
 from __future__ import annotations
@@ -214,3 +214,75 @@ def test_a_network_onnx_cannot_export_for_every_size_is_one_line() -> None:
 
     with pytest.raises(UserError, match=r"^torch\.onnx cannot export this OneSize for any image size \(Constraints violated"):
         onnx_bytes(PortableGenerator(OneSize(), 4, 8, 3, 3))
+
+
+# ----------------------------------------------------------------------------- UNSB: the bridge inside the file
+
+@pytest.fixture(scope="module")
+def unsb_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny UNSB (3 bridge steps) and its ONNX, TorchScript and safetensors exports, through the command line."""
+    folder = tmp_path_factory.mktemp("portable-unsb")
+    torch.manual_seed(0)
+    model = TINY["unsb"].build("unsb", tau=0.5)  # noise large enough to matter in every output
+    with torch.no_grad():  # spread out as write_checkpoint does: an untrained bridge's outputs sit near 0
+        for name, parameter in model.named_parameters():
+            if name.startswith("generator") and parameter.dim() == 4:
+                parameter.normal_(0.0, 0.5 / parameter[0].numel() ** 0.5)
+    checkpoint = folder / "unsb.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "gan_translate": {"model": "unsb", "version": "test"}, "epoch": 0, "global_step": 0}, checkpoint)
+    files = {"checkpoint": checkpoint}
+    for suffix in ("onnx", "pt", "safetensors"):
+        files[suffix] = folder / f"unsb.{suffix}"
+        assert main(["export", "--checkpoint", str(checkpoint), "--output", str(files[suffix])]) == 0
+    return files
+
+
+def _bridge_reference(checkpoint: Path, batch: np.ndarray, seed: int) -> np.ndarray:
+    return load_translator(checkpoint, device="cpu", settings={"seed": seed}).translate_batch(torch.from_numpy(batch)).numpy()
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load.*deprecated:FutureWarning")  # still the way to load one
+def test_unsb_files_run_the_bridge_with_its_noise_as_inputs(unsb_files: dict[str, Path],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+    import onnxruntime
+
+    from gan_translate.nn.schrodinger import bridge_noise
+
+    graph = onnx.load(unsb_files["onnx"])
+    props = {p.key: p.value for p in graph.metadata_props}
+    assert props["inputs"] == "image, latents, noise" and "bridge_noise" in props["input_noise"]
+    shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input}
+    latent_dim = shapes["latents"][2]
+    assert shapes == {"image": ["batch", 3, "height", "width"], "latents": [3, 1, latent_dim],
+                      "noise": [2, 1, 3, "padded_height", "padded_width"]}
+    session = onnxruntime.InferenceSession(str(unsb_files["onnx"]), providers=["CPUExecutionProvider"])
+    program = torch.jit.load(str(unsb_files["pt"]))
+    batch = np.random.default_rng(0).uniform(-1, 1, (3, 3, 29, 31)).astype(np.float32)  # padded to 32 x 32 inside
+    for seed in (0, 7):
+        reference = _bridge_reference(unsb_files["checkpoint"], batch, seed)
+        assert reference.std() > 0.05, "a flat reference would let a wrong file pass"
+        # what translate --seed draws, at the padded size: the files then give translate's result
+        latents, noise = (t.numpy() for t in bridge_noise(3, 3, 32, 32, latent_dim, seed))
+        by_onnx = session.run(["translated"], {"image": batch, "latents": latents, "noise": noise})[0]
+        by_script = program(torch.from_numpy(batch), torch.from_numpy(latents), torch.from_numpy(noise)).numpy()
+        alone = session.run(["translated"], {"image": batch[1:2], "latents": latents, "noise": noise})[0]
+        assert by_onnx.shape == by_script.shape == batch.shape
+        assert np.abs(by_onnx - reference).max() < 1e-4 and np.abs(by_script - reference).max() < 1e-4
+        assert np.abs(alone[0] - reference[1]).max() < 1e-4  # each image of a batch as alone
+    other_noise = [t.numpy() for t in bridge_noise(3, 3, 32, 32, latent_dim, 1)]
+    assert np.abs(session.run(["translated"], {"image": batch, "latents": other_noise[0], "noise": other_noise[1]})[0]
+                  - reference).max() > 1e-3  # the inputs are used
+    extra = {TORCHSCRIPT_METADATA_FILE: ""}
+    torch.jit.load(str(unsb_files["pt"]), _extra_files=extra)
+    assert json.loads(extra[TORCHSCRIPT_METADATA_FILE])["inputs"] == "image, latents, noise"
+
+
+def test_unsb_safetensors_rebuilds_the_same_bridge(unsb_files: dict[str, Path]) -> None:
+    batch = np.random.default_rng(1).uniform(-1, 1, (2, 3, 45, 37)).astype(np.float32)
+    for settings in ({}, {"steps": 2, "seed": 5}):
+        expected = load_translator(unsb_files["checkpoint"], device="cpu", settings=settings)
+        rebuilt = load_translator(unsb_files["safetensors"], device="cpu", settings=settings)
+        np.testing.assert_array_equal(rebuilt.translate_batch(torch.from_numpy(batch)).numpy(),
+                                      expected.translate_batch(torch.from_numpy(batch)).numpy())

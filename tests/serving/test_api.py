@@ -250,3 +250,31 @@ def test_generate_serves_stylegan2_with_truncation(tmp_path: Path) -> None:
         varied = served.post("/v1/generate", json={"seed": 1, "count": 2, "layout": "zip"})
         with zipfile.ZipFile(io.BytesIO(varied.content)) as bundle:
             assert len({bundle.read(name) for name in bundle.namelist()}) == 2
+
+
+def test_translate_serves_unsb_with_optional_steps_and_seed(files: dict[str, Path], tmp_path: Path) -> None:
+    from tests.serving.model_files import tiny_checkpoint
+
+    bridge = tiny_checkpoint("unsb", tmp_path / "bridge.ckpt", seed=0)
+    models = load_catalog([str(bridge), str(files["horse2zebra"])], device="cpu")
+    image = picture(29, 38)
+    with TestClient(create_app(models)) as served:
+        listed = {m["name"]: m for m in served.get("/v1/models").json()["models"]}
+        assert listed["bridge"]["kind"] == "unsb" and listed["bridge"]["settings"] == ["seed", "steps"]
+        assert "settings" not in listed["horse2zebra"]
+        # no settings: translate's defaults (all steps, seed 0); with them: translate --steps / --seed
+        plain = _translate(served, png_bytes(image), model="bridge")
+        assert plain.headers["x-image-size"] == "38x29"
+        np.testing.assert_array_equal(_decoded(plain), load_translator(bridge, device="cpu")(image))
+        tuned = _translate(served, png_bytes(image), model="bridge", steps="1", seed="4")
+        assert (tuned.headers["x-steps"], tuned.headers["x-seed"]) == ("1", "4")
+        expected = load_translator(bridge, device="cpu", settings={"steps": 1, "seed": 4})(image)
+        np.testing.assert_array_equal(_decoded(tuned), expected)
+        assert not np.array_equal(_decoded(tuned), _decoded(plain))
+        for fields, words in (({"model": "bridge", "steps": "9"}, "--steps must be between 1 and the 3 steps"),
+                              ({"model": "bridge", "seed": "-1"}, "seed"),
+                              ({"model": "horse2zebra", "steps": "2"}, "takes no inference settings")):
+            refused = _translate(served, png_bytes(image), **fields)
+            assert refused.status_code == 422 and words in refused.text, refused.text
+            assert len(refused.json()["error"].splitlines()) == 1
+        assert _translate(served, png_bytes(image), model="horse2zebra").status_code == 200  # still serving
