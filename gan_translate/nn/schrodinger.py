@@ -70,7 +70,7 @@ class BridgeTranslator(nn.Module):
         super().__init__()
         steps = num_timesteps if steps is None else int(steps)
         if not 1 <= steps <= num_timesteps:
-            raise UserError(f"--steps must be between 1 and the {num_timesteps} steps the model was trained with, got {steps}")
+            raise UserError(f"steps must be between 1 and the {num_timesteps} steps the model was trained with (translate --steps), got {steps}")
         self.generator = generator
         self.tau = float(tau)
         self.steps = steps

@@ -86,8 +86,8 @@ def test_the_same_seed_gives_the_same_bytes_and_another_seed_another_image(
 
 
 @pytest.mark.parametrize(("flags", "words"), [
-    (("--steps", "0"), "--steps must be between 1 and the 5 steps"),
-    (("--steps", "6"), "--steps must be between 1 and the 5 steps"),
+    (("--steps", "0"), "steps must be between 1 and the 5 steps"),
+    (("--steps", "6"), "steps must be between 1 and the 5 steps"),
     (("--seed", "-2"), "--seed must be"),
 ])
 def test_bad_steps_and_seeds_are_one_line(unsb_checkpoint: Path, inputs: Path, tmp_path: Path,
@@ -150,3 +150,15 @@ def test_evaluate_scores_the_bridge_with_steps(unsb_checkpoint: Path, synthetic_
                      "--device", "cpu", "--steps", steps, "--output", str(output)]) == 0
         scores[steps] = output.read_text()
     assert scores["1"] != scores["5"]
+
+
+def test_compare_runs_the_bridge_beside_gatys(unsb_checkpoint: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    """`compare` with a UNSB checkpoint: its translator column is the bridge with the defaults (all steps, seed 0),
+    the very image `translate` writes."""
+    source = synthetic_root / "testA" / "000001.png"
+    assert main(["compare", "--checkpoint", str(unsb_checkpoint), "--input", str(source), "--style",
+                 str(synthetic_root / "trainB"), "--ground-truth", str(synthetic_root / "testA_gt"), "--output",
+                 str(tmp_path / "cmp"), "--size", "32", "--steps", "2", "--vgg-weights", "random", "--device", "cpu"]) == 0
+    assert _translate(unsb_checkpoint, source, tmp_path / "translated.png") == 0
+    compared = load_image(tmp_path / "cmp" / "translator" / "000001.png")
+    assert np.array_equal(compared, load_image(tmp_path / "translated.png"))

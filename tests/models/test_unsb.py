@@ -203,9 +203,9 @@ def test_fresh_noise_without_a_seed() -> None:
 
 def test_bad_settings_and_options_are_one_line() -> None:
     model = _model()
-    with pytest.raises(UserError, match="--steps must be between 1 and the 3 steps"):
+    with pytest.raises(UserError, match="steps must be between 1 and the 3 steps"):
         model.inference_network("AtoB", steps=4)
-    with pytest.raises(UserError, match="--steps must be between 1"):
+    with pytest.raises(UserError, match="steps must be between 1"):
         BridgeTranslator(model.generator, 3, 0.01, steps=0)
     with pytest.raises(CapabilityError, match="no inference setting temperature; it takes seed, steps"):
         model.inference_network("AtoB", temperature=2)

@@ -271,7 +271,7 @@ def test_translate_serves_unsb_with_optional_steps_and_seed(files: dict[str, Pat
         expected = load_translator(bridge, device="cpu", settings={"steps": 1, "seed": 4})(image)
         np.testing.assert_array_equal(_decoded(tuned), expected)
         assert not np.array_equal(_decoded(tuned), _decoded(plain))
-        for fields, words in (({"model": "bridge", "steps": "9"}, "--steps must be between 1 and the 3 steps"),
+        for fields, words in (({"model": "bridge", "steps": "9"}, "steps must be between 1 and the 3 steps"),
                               ({"model": "bridge", "seed": "-1"}, "seed"),
                               ({"model": "horse2zebra", "steps": "2"}, "takes no inference settings")):
             refused = _translate(served, png_bytes(image), **fields)
