@@ -137,3 +137,21 @@ def test_serve_load_answers_every_request_correctly_with_and_without_batching(tm
         assert row["answered"] == row["requests"] == 48 and row["errors"] == 0, row
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["throughput_rps"] > 0
     assert rows["batched"]["mean_batch_size"] > 1 and rows["unbatched"]["mean_batch_size"] == 1
+
+
+def test_student_speed_counts_and_times_the_students_against_the_teacher(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import student_speed
+
+    out = tmp_path / "students.json"
+    networks = "teacher resnet_9blocks ngf64,mobile_resnet_h2z,narrow_resnet_ngf12 (9 blocks)"
+    assert student_speed.main(["--networks", networks, "--size", "16", "--rounds", "2", "--images", "1",
+                               "--warmup", "0", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [row["network"] for row in rows] == networks.split(",")
+    teacher, mobile, narrow = rows
+    assert teacher["speedup_fp32"] == teacher["speedup_bf16"] == teacher["macs_ratio"] == 1.0
+    assert teacher["params"] == 11_378_179 and mobile["params"] == 356_867
+    assert teacher["macs"] > narrow["macs"] > mobile["macs"] > 0  # at 16 px too
+    assert all(len(row["ms_fp32_runs"]) == 2 and row["ms_bf16"] > 0 for row in rows)
+    assert "| mobile_resnet_h2z |" in capsys.readouterr().out

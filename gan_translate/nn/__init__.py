@@ -22,6 +22,12 @@ from gan_translate.nn.dcgan import DCGAN_IMAGE_SIZES, DCGANDiscriminator, DCGANG
 from gan_translate.nn.layers import INITS, NORMS, init_weights, norm_layer, uses_bias
 from gan_translate.nn.patchgan import PatchDiscriminator, PixelDiscriminator
 from gan_translate.nn.resnet import PADDINGS, ResnetGenerator
+from gan_translate.nn.student import (
+    H2Z_STUDENT_BLOCK_CHANNELS,
+    H2Z_STUDENT_CHANNELS,
+    NARROW_RESNETS,
+    MobileResnetGenerator,
+)
 from gan_translate.nn.stylegan2 import (
     STYLEGAN2_RESOLUTIONS,
     MappingNetwork,
@@ -37,6 +43,7 @@ __all__ = [
     "build_generator",
     "build_discriminator",
     "ResnetGenerator",
+    "MobileResnetGenerator",
     "UnetGenerator",
     "PatchDiscriminator",
     "PixelDiscriminator",
@@ -86,6 +93,15 @@ def _fixed(cls: type[nn.Module], kind: str, name: str, base: str, **fixed: Any) 
 GENERATORS.register("resnet")(ResnetGenerator)
 GENERATORS.register("resnet_9blocks")(_fixed(ResnetGenerator, "generator", "resnet_9blocks", "resnet", n_blocks=9))
 GENERATORS.register("resnet_6blocks")(_fixed(ResnetGenerator, "generator", "resnet_6blocks", "resnet", n_blocks=6))
+# issue 28's students: GAN Compression's mobile ResNet (any widths; its horse2zebra student pinned) and plain narrow
+# ResNets (only ResnetGenerator arguments, so presets of "resnet")
+GENERATORS.register("mobile_resnet")(MobileResnetGenerator)
+GENERATORS.register("mobile_resnet_h2z")(
+    _fixed(MobileResnetGenerator, "generator", "mobile_resnet_h2z", "mobile_resnet", n_blocks=9,
+           channels=list(H2Z_STUDENT_CHANNELS), block_channels=list(H2Z_STUDENT_BLOCK_CHANNELS))
+)
+for _name, _pinned in NARROW_RESNETS.items():
+    GENERATORS.register(_name)(_fixed(ResnetGenerator, "generator", _name, "resnet", **_pinned))
 GENERATORS.register("unet")(UnetGenerator)
 GENERATORS.register("unet_256")(_fixed(UnetGenerator, "generator", "unet_256", "unet", num_downs=8))
 GENERATORS.register("unet_128")(_fixed(UnetGenerator, "generator", "unet_128", "unet", num_downs=7))

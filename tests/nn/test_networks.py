@@ -42,7 +42,8 @@ def count(net: nn.Module, kind: type[nn.Module]) -> int:
 
 def test_registered_names() -> None:
     assert GENERATORS.names() == sorted(
-        ["resnet", "resnet_9blocks", "resnet_6blocks", "unet", "unet_256", "unet_128", "dcgan", "stylegan2"]
+        ["resnet", "resnet_9blocks", "resnet_6blocks", "unet", "unet_256", "unet_128", "dcgan", "stylegan2",
+         "mobile_resnet", "mobile_resnet_h2z", "narrow_resnet_ngf12", "narrow_resnet_ngf16"]
     )
     assert DISCRIMINATORS.names() == sorted(["patchgan", "basic", "pixel", "dcgan", "stylegan2"])
 
@@ -216,6 +217,10 @@ GEN_CASES: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     "unet_128": ({"ngf": 2, "norm": "none"}, (1, 3, 128, 128)),
     "dcgan": ({"ngf": 4, "latent_dim": 8, "image_size": 32}, (3, 8)),
     "stylegan2": ({"resolution": 32, "z_dim": 8, "w_dim": 8, "channel_base": 128, "channel_max": 8}, (2, 8)),
+    "mobile_resnet": ({"channels": [4, 6, 8, 4, 6, 4], "n_blocks": 2}, (1, 3, 16, 16)),
+    "mobile_resnet_h2z": ({}, (1, 3, 16, 16)),
+    "narrow_resnet_ngf12": ({}, (1, 3, 16, 16)),
+    "narrow_resnet_ngf16": ({}, (1, 3, 16, 16)),
 }
 DISC_CASES: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     "patchgan": ({"ndf": 4, "n_layers": 2}, (2, 3, 32, 32)),
