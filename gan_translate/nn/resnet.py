@@ -62,11 +62,14 @@ class ResnetBlock(nn.Module):
 class EncoderFeatureLayers:
     """Where PatchNCE (CUT, UNSB) reads a ResNet generator's encoder: indices into its ``model`` up to the first
     decoder layer. The generator sets ``model`` (its layers in order: stem, downsampling, residual blocks, decoder),
-    ``first_block`` and ``decoder_start``; residual blocks keep their width."""
+    ``first_block``, ``decoder_start`` and ``size_multiple``; residual blocks keep their width. :meth:`features` and
+    :meth:`forward_with_features` run ``model`` layer by layer (a generator whose blocks take more inputs, such as
+    UNSB's time-conditioned one, overrides them)."""
 
     model: nn.Module
     first_block: int
     decoder_start: int
+    size_multiple: int
 
     def default_feature_layers(self) -> list[int]:
         """CUT's choice of layers in this network: the (padded) input, every downsampling convolution, and the
@@ -97,6 +100,25 @@ class EncoderFeatureLayers:
                 current = layer.out_channels
             at[index] = current  # residual blocks keep their width
         return [at[i] for i in self.check_feature_layers(layers)]
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The activations after each of ``layers`` (indices into ``model``, encoder only), in that order; the
+        network runs only as far as the last of them."""
+        return self._run(x, layers, stop_early=True)[1]
+
+    def forward_with_features(self, x: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output and the activations after ``layers``, from one pass (the activations are those of ``forward``)."""
+        return self._run(x, layers, stop_early=False)
+
+    def _run(self, x: torch.Tensor, layers: Sequence[int], stop_early: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        check_spatial_multiple(x, self.size_multiple, type(self).__name__)
+        wanted = set(self.check_feature_layers(layers))
+        found: dict[int, torch.Tensor] = {}
+        for index, layer in enumerate(self.model[: max(wanted) + 1] if stop_early else self.model):
+            x = layer(x)
+            if index in wanted:
+                found[index] = x
+        return x, [found[i] for i in layers]
 
 
 class ResnetGenerator(EncoderFeatureLayers, nn.Module):
@@ -169,24 +191,3 @@ class ResnetGenerator(EncoderFeatureLayers, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_multiple(x, self.size_multiple, type(self).__name__)
         return self.model(x)
-
-    # --- the encoder's features (CUT): the layer choice is EncoderFeatureLayers' ------------------------------
-    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
-        """The activations after each of ``layers`` (indices into ``model``, encoder only), in that order; the
-        network runs only as far as the last of them."""
-        return self._run(x, layers, stop_early=True)[1]
-
-    def forward_with_features(self, x: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The output and the activations after ``layers``, from one pass (the activations are those of ``forward``)."""
-        output, found = self._run(x, layers, stop_early=False)
-        return output, found
-
-    def _run(self, x: torch.Tensor, layers: Sequence[int], stop_early: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        check_spatial_multiple(x, self.size_multiple, type(self).__name__)
-        wanted = set(self.check_feature_layers(layers))
-        found: dict[int, torch.Tensor] = {}
-        for index, layer in enumerate(self.model[: max(wanted) + 1] if stop_early else self.model):
-            x = layer(x)
-            if index in wanted:
-                found[index] = x
-        return x, [found[i] for i in layers]

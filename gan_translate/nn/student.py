@@ -156,23 +156,3 @@ class MobileResnetGenerator(EncoderFeatureLayers, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_multiple(x, self.size_multiple, type(self).__name__)
         return self.model(x)
-
-    # --- the encoder's features, as ResnetGenerator's (the layer choice is EncoderFeatureLayers') ---------------
-    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
-        """The activations after each of ``layers`` (indices into ``model``, encoder only), in that order; the
-        network runs only as far as the last of them."""
-        return self._run(x, layers, stop_early=True)[1]
-
-    def forward_with_features(self, x: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The output and the activations after ``layers``, from one pass (the activations are those of ``forward``)."""
-        return self._run(x, layers, stop_early=False)
-
-    def _run(self, x: torch.Tensor, layers: Sequence[int], stop_early: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        check_spatial_multiple(x, self.size_multiple, type(self).__name__)
-        wanted = set(self.check_feature_layers(layers))
-        found: dict[int, torch.Tensor] = {}
-        for index, layer in enumerate(self.model[: max(wanted) + 1] if stop_early else self.model):
-            x = layer(x)
-            if index in wanted:
-                found[index] = x
-        return x, [found[i] for i in layers]
