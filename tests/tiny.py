@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
+#: Distillation teachers made by tests/fixtures/teachers/make_teachers.py: a tiny CycleGAN fit checkpoint (32 px, 8
+#: filters, one residual block, its discriminators included) and the trained CycleGAN quickstart's A -> B export.
+TEACHERS = REPO_ROOT / "tests" / "fixtures" / "teachers"
+TINY_TEACHER = TEACHERS / "cyclegan_tiny.ckpt"
 
-__all__ = ["CONFIGS", "TINY", "Data", "DdpSettings", "PrecisionSettings", "Tiny"]
+__all__ = ["CONFIGS", "TEACHERS", "TINY", "TINY_TEACHER", "Data", "DdpSettings", "PrecisionSettings", "Tiny"]
 
 #: The image size of every tiny direct-construction run (the contract's data modules).
 _SIZE = 32
@@ -229,6 +233,17 @@ TINY: dict[str, Tiny] = {
         # global batch: E's contrast normalises over the whole batch's pairs.
         ddp=DdpSettings(optimizer_steps=3 * 2),
         precision=PrecisionSettings({**_PRECISION_WIDTHS, "sample_every_n_steps": 0}, optimizers=3),
+    ),
+    "distill": Tiny(
+        "distill", Data.UNPAIRED, TRANSLATES,
+        # A 4-filter, one-block student of the tiny CycleGAN teacher: its discriminator options (and weights) are the
+        # teacher's, so no --model.ndf here (gan_filters off).
+        {"teacher": str(TINY_TEACHER), "generator": "resnet", "generator_args": {"n_blocks": 1}, "ngf": 4},
+        flags=(*_TRANSLATOR_CLI, *_RESNET_CLI, "--model.ngf", "4", "--model.teacher", str(TINY_TEACHER)),
+        gan_filters=False,
+        # Every term a per-sample mean, instance norm: two ranks of 2 equal one process of 4.
+        ddp=DdpSettings(equals_global_batch=True),
+        precision=PrecisionSettings({"ngf": 8, "sample_every_n_steps": 0}),
     ),
     "adain": Tiny(
         "adain", Data.CONTENT_AND_STYLES, STYLIZES, {"encoder_weights": "random", "sample_every_n_steps": 0},

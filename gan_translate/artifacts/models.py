@@ -9,11 +9,13 @@ import torch
 
 from gan_translate.artifacts.checkpoints import load_checkpoint, model_name
 from gan_translate.core.errors import CapabilityError, CheckpointError
+from gan_translate.core.files import file_sha256
 from gan_translate.models import MODELS, GANModule
 from gan_translate.models.capabilities import CAPABILITY_USES, Capability, capability_use
+from gan_translate.models.distill import Teacher, use_teacher_loader
 from gan_translate.models.registry import models_that
 
-__all__ = ["build_model", "load_model"]
+__all__ = ["build_model", "load_model", "load_teacher"]
 
 # Keys Lightning/LightningCLI add to hyper_parameters that are not constructor arguments.
 _NON_INIT_HPARAMS = ("_instantiator", "_class_path")
@@ -91,3 +93,19 @@ def load_model(
 ) -> GANModule:
     """:func:`load_checkpoint` then :func:`build_model`: a ``.ckpt`` / ``.safetensors`` file or run folder -> model."""
     return build_model(load_checkpoint(path), capability, command, hint)
+
+
+def load_teacher(path: str | Path) -> Teacher:
+    """A translator's file (``.ckpt``, ``.safetensors`` export or run folder) as a distillation teacher: the rebuilt
+    model, the file's SHA-256 (what the student records), whether it holds discriminators (a ``fit`` checkpoint does,
+    an export does not) and the folder it was trained on."""
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint, "translate", command="model.teacher of distill")
+    data = checkpoint.get("datamodule_hyper_parameters")
+    root = data.get("root") if isinstance(data, dict) else None
+    resolved = str(checkpoint["_path"])
+    return Teacher(model=model, path=resolved, sha256=file_sha256(resolved),
+                   has_discriminators="_exported" not in checkpoint, data_root=str(root) if root else None)
+
+
+use_teacher_loader(load_teacher)  # the models band reads teacher files through this (models.distill.load_teacher)

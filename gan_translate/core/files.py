@@ -10,6 +10,7 @@ from a live one's. This module uses the standard library only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "fsync_folder", "remove_stale_temp_files", "unused_path"]
+__all__ = ["atomic_write", "file_sha256", "fsync_folder", "remove_stale_temp_files", "unused_path"]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,12 @@ def unused_path(path: Path) -> Path:
     while candidate.exists():
         candidate, index = path.with_name(f"{path.stem}-{index}{path.suffix}"), index + 1
     return candidate
+
+
+def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in chunks: a large checkpoint is never held in memory twice)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()

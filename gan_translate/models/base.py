@@ -109,6 +109,12 @@ class GANModule(pl.LightningModule):
     translators: ClassVar[Mapping[Direction, str]] = {}
     #: Added to the error for a direction the model does not translate (e.g. how to train the other way).
     direction_hint: ClassVar[str] = ""
+    #: ``{direction: attribute}`` of the plain (image-only) discriminator that judges each direction's outputs: what a
+    #: distillation of that direction starts its own discriminator from. None where a model has none (UNSB's judges
+    #: the time step too).
+    discriminators: ClassVar[Mapping[Direction, str]] = {}
+    #: Trained on aligned pairs (pix2pix): a distillation adds the ground truth and judges (input, output) pairs.
+    trains_on_pairs: ClassVar[bool] = False
     #: Keyword settings ``inference_network`` takes (``translate --steps / --seed`` for UNSB's bridge); none here.
     inference_settings: ClassVar[frozenset[str]] = frozenset()
     # Hyperparameters a command line may change when it reuses a checkpoint (``--ckpt_path``): they shape no

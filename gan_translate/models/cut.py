@@ -52,6 +52,7 @@ class CUT(AdversarialTranslationGAN):
 
     capabilities = frozenset({"translate"})
     translators = {"AtoB": "generator"}
+    discriminators = {"AtoB": "discriminator"}
     direction_hint = (
         "; for B -> A, train another model with the domains' folders swapped (trainB/ as trainA/, testB/ as testA/)"
     )

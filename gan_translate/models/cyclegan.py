@@ -39,6 +39,7 @@ class CycleGAN(AdversarialTranslationGAN):
 
     capabilities = frozenset({"translate"})
     translators = {"AtoB": "generator_ab", "BtoA": "generator_ba"}
+    discriminators = {"AtoB": "discriminator_b", "BtoA": "discriminator_a"}
 
     def __init__(
         self,

@@ -123,6 +123,8 @@ class Pix2Pix(AdversarialTranslationGAN):
 
     capabilities = frozenset({"translate"})
     translators = {"AtoB": "generator"}
+    discriminators = {"AtoB": "discriminator"}  # conditional: judges (input, output)
+    trains_on_pairs = True
     direction_hint = (
         ": this model was trained A->B (its data's input side to its target side); for the reverse, train "
         "another model with --data.direction BtoA"

@@ -46,6 +46,7 @@ class TemplateModel(TranslationGAN):
     # What the model can do, and the attribute of the generator of each direction (export keeps those).
     capabilities = frozenset({"translate"})
     translators = {"AtoB": "generator"}
+    trains_on_pairs = True  # L1 to the aligned target
 
     def __init__(self, generator: str = "unet", norm: str = "batch", **kwargs: Any) -> None:
         # The base classes take (and save, for the checkpoint) every option; re-declare one only to change its default.

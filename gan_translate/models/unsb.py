@@ -61,6 +61,7 @@ class UNSB(CUT):
 
     capabilities = frozenset({"translate"})
     translators = {"AtoB": "generator"}
+    discriminators = {}  # its PatchGAN judges (image, time step): no plain one to start a distillation from
     inference_settings = frozenset({"steps", "seed"})
 
     def __init__(

@@ -101,6 +101,12 @@ class EncoderFeatureLayers:
             at[index] = current  # residual blocks keep their width
         return [at[i] for i in self.check_feature_layers(layers)]
 
+    def distillation_stages(self) -> list[nn.Module]:
+        """The layers whose outputs are this network's successive stages, input side first: the last encoder layer
+        (the trunk's input) and every residual block. A distillation matches the stages of a student and a teacher of
+        this family by their relative place (GAN Compression maps the ResNet-9's trunk input and blocks 3, 6 and 9)."""
+        return [self.model[self.first_block - 1], *self.model[self.first_block:self.decoder_start]]
+
     def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
         """The activations after each of ``layers`` (indices into ``model``, encoder only), in that order; the
         network runs only as far as the last of them."""

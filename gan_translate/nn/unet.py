@@ -78,6 +78,12 @@ class UnetGenerator(nn.Module):
         ups.append(nn.Sequential(nn.ReLU(True), nn.ConvTranspose2d(ch[0] * 2, out_channels, 4, 2, 1), nn.Tanh()))
         self.ups = nn.ModuleList(ups)
 
+    def distillation_stages(self) -> list[nn.Module]:
+        """The layers whose outputs are this network's successive stages, innermost first: every decoder level but the
+        output layer (the encoder's are modified in place by the decoder's first ReLU, so a copy would be needed). A
+        distillation matches a student's and a teacher's stages by their relative place."""
+        return list(self.ups[:-1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_multiple(x, self.size_multiple, type(self).__name__)
         skips: list[torch.Tensor] = []

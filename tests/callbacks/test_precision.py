@@ -37,7 +37,9 @@ from gan_translate.callbacks.performance import (
 )
 from gan_translate.data.datamodules import UnpairedDataModule
 from gan_translate.data.options import ImageTransform
+from gan_translate.models import MODELS as MODEL_CLASSES
 from gan_translate.models import CycleGAN
+from gan_translate.nn.distillation import FeatureAdapters
 from tests.helpers import CONFIGS, fit
 from tests.tiny import TINY
 from tests.training.test_distributed import (
@@ -110,7 +112,8 @@ def test_bf16_mixed_trains_every_model(model: str, fp32_runs: dict, synthetic_ro
         assert step and all(torch.isfinite(torch.tensor(v)) for v in step.values()), step
     assert all(torch.isfinite(v).all() for v in run["final"].values())
     changed = [k for k, v in run["final"].items() if v.is_floating_point() and not torch.equal(v, run["initial"][k])]
-    assert any("generator" in k for k in changed) and any("discriminator" in k for k in changed)
+    generators = ("generator", *MODEL_CLASSES.get(model).translators.values())  # by attribute (Distill's: student)
+    assert any(name in k for k in changed for name in generators) and any("discriminator" in k for k in changed)
     # Same initial weights and first batch as the fp32 run (same seed): the losses agree to bf16 accuracy.
     reference = fp32_runs[model]
     assert all(torch.equal(v, reference["initial"][k]) for k, v in run["initial"].items())
@@ -269,6 +272,14 @@ def _forward_all(module: torch.nn.Module, channels_last: bool = False) -> list[t
             convolutions = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
             if not convolutions:
                 continue  # PatchNCE's MLP heads (CUT, UNSB) take sampled feature vectors, not images
+            if isinstance(net, FeatureAdapters):  # Distill's 1x1 maps take (student, teacher) activations: their loss
+                draw = torch.Generator().manual_seed(4)
+                pairs = [(torch.randn(2, m.in_channels, 8, 8, generator=draw),
+                          torch.randn(2, m.out_channels, 8, 8, generator=draw)) for m in net.maps]
+                if channels_last:
+                    pairs = [(batch_to_channels_last(s), batch_to_channels_last(t)) for s, t in pairs]
+                outputs.append(net([s for s, _ in pairs], [t for _, t in pairs]).float())
+                continue
             x = inputs[:, :convolutions[0].in_channels]
             x = batch_to_channels_last(x) if channels_last else x
             # time-conditioned networks (UNSB's) also take the bridge step, and its generator a latent
