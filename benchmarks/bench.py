@@ -19,7 +19,9 @@ Cases (``--kinds``):
 
 Variants (``--variants``) of our code: ``fp32`` (default path), ``bf16`` (``precision bf16-mixed`` /
 bf16 autocast), ``cl`` (channels-last: ``PerformanceOptions(channels_last=True)``), ``bf16+cl``, ``compile``
-(``torch.compile``; its compile time is the first step, reported apart as ``first s``), ``bf16+compile``, ``bf16+cl+compile``.
+(``torch.compile``; its compile time is the first step, reported apart as ``first s``), ``bf16+compile``, ``bf16+cl+compile``,
+``capture`` / ``bf16+capture`` (issue 29's captured step: ``PerformanceOptions(capture=True)``, CUDA graphs on a GPU,
+the NaN guard read every 50 steps).
 The classic code runs in fp32 only, as it does.
 
 Modes (``--mode``). Shared machines are noisy (other jobs come and go within seconds), so:
@@ -61,7 +63,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-ALL_VARIANTS = ("fp32", "bf16", "cl", "bf16+cl", "compile", "bf16+compile", "bf16+cl+compile")
+ALL_VARIANTS = ("fp32", "bf16", "cl", "bf16+cl", "compile", "bf16+compile", "bf16+cl+compile", "capture", "bf16+capture")
 DEFAULT_VARIANTS = ("fp32", "bf16", "cl", "bf16+cl")
 MODELS = ("cyclegan", "pix2pix", "dcgan")
 TRANSLATORS = ("cyclegan", "pix2pix")
@@ -91,7 +93,8 @@ def _peak_memory_mb(device: str) -> float:
 
 def _flags(variant: str) -> dict[str, bool]:
     parts = set(variant.split("+"))
-    return {"bf16": "bf16" in parts, "channels_last": "cl" in parts, "compile": "compile" in parts}
+    return {"bf16": "bf16" in parts, "channels_last": "cl" in parts, "compile": "compile" in parts,
+            "capture": "capture" in parts}
 
 
 def _random_batches(spec: dict[str, Any], count: int) -> list[dict[str, Any]]:
@@ -180,8 +183,9 @@ def _train_ours(spec: dict[str, Any]) -> dict[str, Any]:
             times.append(time.perf_counter() - self.start)
 
     callbacks: list[Callback] = [StepTimer()]
-    if flags["channels_last"] or flags["compile"]:
-        callbacks.insert(0, PerformanceOptions(channels_last=flags["channels_last"], compile=flags["compile"]))
+    if flags["channels_last"] or flags["compile"] or flags["capture"]:
+        callbacks.insert(0, PerformanceOptions(channels_last=flags["channels_last"], compile=flags["compile"],
+                                               capture=flags["capture"], compile_backend=spec.get("compile_backend", "inductor")))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = pl.Trainer(
             accelerator="cuda" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
@@ -346,7 +350,8 @@ def build_cases(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     settings = SETTINGS["quick" if args.quick else "full"]
     cases = []
     common = {"device": device, "warmup": args.warmup, "steps": args.steps, "threads": args.threads, "tf32": not args.no_tf32,
-              "log_every": args.log_every, "nan_check": not args.skip_nan_check}
+              "log_every": args.log_every, "nan_check": not args.skip_nan_check,
+              "compile_backend": args.compile_backend}
     modes = ["paired", "solo"] if args.mode == "both" else [args.mode]
     for model in args.models:
         size, batch = settings[model]
@@ -491,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-nan-check", action="store_true",
                         help="measurement only: train without the per-step NaN guard, to price it")
     parser.add_argument("--no-classic", action="store_true", help="skip the classic transcription")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile backend of compile / capture variants (aot_eager: a CPU dry run of the plumbing)")
     parser.add_argument("--mode", default="both", choices=["paired", "solo", "both"],
                         help="paired: the classic step interleaved with ours in one process (ratios); solo: every "
                              "case alone in a fresh process (peak memory); both (solo with fewer steps)")

@@ -7,6 +7,9 @@
 #   bash benchmarks/gpu_suite.sh OUT_DIR scaling   # images/s and peak memory against batch size, training and inference
 #   bash benchmarks/gpu_suite.sh OUT_DIR compile   # torch.compile variants
 #   bash benchmarks/gpu_suite.sh OUT_DIR precision # issue 20: what `precision: auto` picks on this GPU, and bf16 vs fp32 quality (3 seeds)
+#   bash benchmarks/gpu_suite.sh OUT_DIR capture   # issue 29, ONE device call of <= 9 min: the captured step's correctness, then
+#                                                  # eager / captured x fp32 / bf16 against the classic code, batch 32, translate
+#   DRY_RUN=1 bash benchmarks/gpu_suite.sh OUT_DIR capture   # the same plumbing on a CPU (aot_eager, 64 px, 1 step): no figures
 # A dedicated GPU is not a shared CPU: one round with more steps is enough (the spread is in the JSON).
 set -uo pipefail
 out=${1:?usage: gpu_suite.sh OUT_DIR PART}
@@ -77,6 +80,28 @@ precision)
     "$py" -c "from gan_translate.training.precision import resolve_auto_precision as r; print(r('cuda').line())"
     timeout 330 "$py" benchmarks/precision_check.py --accelerator cuda --size 64 --blocks 3 --ngf 16 --ndf 32 \
         --steps 2000 --json "$out/results-cuda-precision.json"
+    ;;
+capture)
+    # Issue 29 in one call (each step bounded, each figure written as it exists; ~8 min on an H100 / H200).
+    # DRY_RUN: the same commands on a CPU with the last word given to tiny settings (later flags win).
+    dry=(); b32=32; limit=150
+    if [[ -n "${DRY_RUN:-}" ]]; then
+        dry=(--device cpu --compile-backend aot_eager --quick --steps 1 --warmup 1 --models pix2pix); b32=2; limit=300
+    else
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+        # 1. correctness: 20 batches of inductor's CUDA graph replay against eager, to bf16 tolerance (~60 s)
+        timeout 120 "$py" -m pytest tests/callbacks/test_captured_step.py -q -x -p no:cacheprovider
+    fi
+    # 2. CycleGAN, pix2pix, DCGAN at the classic settings against the classic code: eager and captured, fp32 and bf16
+    timeout "$limit" "$py" benchmarks/bench.py --device cuda --mode paired --kinds train --rounds 1 --warmup 5 --steps 20 \
+        --variants fp32,capture,bf16,bf16+capture --json "$out/results-capture-train.json" "${dry[@]}"
+    # 3. CycleGAN 256 px batch 32, bf16 eager and captured (target >= 150 images/s on an H200)
+    timeout "$limit" "$py" benchmarks/bench.py --device cuda --models cyclegan --kinds train --mode solo --batch "$b32" \
+        --variants bf16,bf16+capture --warmup 3 --steps 8 --rounds 1 --no-classic --json "$out/results-capture-b32.json" \
+        "${dry[@]/pix2pix/cyclegan}"
+    # 4. translate at batch 8 (fp32, bf16)
+    timeout 90 "$py" benchmarks/bench.py --device cuda --kinds infer --mode paired --infer-batch 8 --variants fp32,bf16 \
+        --rounds 1 --warmup 3 --steps 10 --json "$out/results-capture-infer.json" "${dry[@]}"
     ;;
 *) echo "unknown part: $part" >&2; exit 2 ;;
 esac

@@ -36,16 +36,21 @@ def checkpoint_kept(path: str | None) -> str:
 
 
 def nonfinite_message(
-    trainer: pl.Trainer | None, bad: Mapping[str, float], step: int | None = None, before_update: bool = True
+    trainer: pl.Trainer | None, bad: Mapping[str, float], step: int | None = None, before_update: bool = True,
+    epoch: int | None = None, batch: int | None = None,
 ) -> str:
-    """``train/cycle_a is nan at step 14 (epoch 0, batch 7); ...`` for the non-finite loss terms in ``bad``."""
+    """``train/cycle_a is nan at step 14 (epoch 0, batch 7); ...`` for the non-finite loss terms in ``bad``.
+    ``step`` / ``epoch`` / ``batch``: where it happened when that is not the trainer's current position (the deferred
+    guard reads its flag some steps later)."""
     items = list(bad.items())
     name, value = items[0]
     where = ""
     if trainer is not None:
         step = trainer.global_step if step is None else step
+        epoch = trainer.current_epoch if epoch is None else epoch
         # batch: 1-based count within the epoch, as in the SIGTERM message
-        where = f" at step {step} (epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx + 1})"
+        batch = trainer.fit_loop.epoch_loop.batch_idx + 1 if batch is None else batch
+        where = f" at step {step} (epoch {epoch}, batch {batch})"
     also = f" (also non-finite: {', '.join(n for n, _ in items[1:])})" if len(items) > 1 else ""
     last_good = last_good_checkpoint(trainer) if trainer is not None else None
     kept = checkpoint_kept(last_good)

@@ -29,7 +29,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-__all__ = ["PerformanceOptions", "batch_to_channels_last", "compile_networks", "networks"]
+from gan_translate.core.errors import UserError
+
+__all__ = ["PerformanceOptions", "batch_to_channels_last", "begin_captured_step", "compile_networks", "networks"]
 
 
 # --- the networks of a model ----------------------------------------------------------------------
@@ -78,6 +80,13 @@ def compile_networks(module: nn.Module, mode: str | None = None, backend: str = 
     return names
 
 
+def begin_captured_step(device: torch.device) -> None:
+    """Start a new generation of CUDA graph replays: the previous step's graph outputs may be overwritten from here
+    on, and not before (pytorch #148439). The one part of the captured step a CPU cannot run; the GPU check covers it."""
+    if device.type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 class PerformanceOptions(Callback):
     """Training speed switches for any GAN module: channels-last memory order and ``torch.compile``.
 
@@ -86,8 +95,15 @@ class PerformanceOptions(Callback):
             cuDNN tensor-core kernels prefer it, especially with bf16 / fp16.
         compile: compile each generator and discriminator with ``torch.compile`` (first steps are slow:
             the benchmark reports the compile time separately).
-        compile_mode: ``torch.compile`` mode (``default``, ``reduce-overhead``, ``max-autotune``; null: default).
+        compile_mode: ``torch.compile`` mode (``default``, ``reduce-overhead``, ``max-autotune``; null: default, or
+            ``reduce-overhead`` on CUDA with ``capture``).
         compile_backend: ``torch.compile`` backend (``inductor``; ``aot_eager`` to test the plumbing only).
+        capture: the captured step (issue 29): every network compiled (on CUDA with ``reduce-overhead``: CUDA graphs
+            replayed each step, norm and activation kernels fused), a new graph generation marked at each batch, and
+            the NaN guard read every ``nan_check_every_n_steps`` steps instead of every step (a host read cannot be
+            in a graph; a bad update is skipped on the device: :mod:`gan_translate.models.deferred_guard`). Off by
+            default: not yet measured faster on a GPU (benchmarks/gpu_suite.sh ``capture`` measures it).
+        nan_check_every_n_steps: with ``capture``, how often the NaN guard's device flag is read.
     """
 
     def __init__(
@@ -96,12 +112,18 @@ class PerformanceOptions(Callback):
         compile: bool = False,  # noqa: A002 - the config key users write (torch's word)
         compile_mode: str | None = None,
         compile_backend: str = "inductor",
+        capture: bool = False,
+        nan_check_every_n_steps: int = 50,
     ) -> None:
         super().__init__()
+        if nan_check_every_n_steps < 1:
+            raise UserError(f"PerformanceOptions nan_check_every_n_steps must be >= 1, got {nan_check_every_n_steps}")
         self.channels_last = channels_last
-        self.compile = compile
+        self.compile = compile or capture
         self.compile_mode = compile_mode
         self.compile_backend = compile_backend
+        self.capture = capture
+        self.nan_check_every_n_steps = nan_check_every_n_steps
         self._compiled: set[int] = set()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -113,10 +135,15 @@ class PerformanceOptions(Callback):
             # Only 4-D parameters and buffers change order: convolution weights. Runs before DDP wraps the
             # module (setup), so DDP's buckets see the final strides.
             pl_module.to(memory_format=torch.channels_last)
+        if self.capture:
+            pl_module.nonfinite_check_every_n_steps = self.nan_check_every_n_steps
         if self.compile and id(pl_module) not in self._compiled:
-            names = compile_networks(pl_module, mode=self.compile_mode, backend=self.compile_backend)
+            mode = self.compile_mode
+            if mode is None and self.capture and pl_module.device.type == "cuda":
+                mode = "reduce-overhead"  # inductor's CUDA graphs
+            names = compile_networks(pl_module, mode=mode, backend=self.compile_backend)
             self._compiled.add(id(pl_module))
-            rank_zero_info(f"torch.compile ({self.compile_backend}, mode {self.compile_mode or 'default'}): {', '.join(names)}")
+            rank_zero_info(f"torch.compile ({self.compile_backend}, mode {mode or 'default'}): {', '.join(names)}")
 
     def _batch(self, batch: Any) -> None:
         if self.channels_last:
@@ -124,6 +151,8 @@ class PerformanceOptions(Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         self._batch(batch)
+        if self.capture:
+            begin_captured_step(pl_module.device)
 
     def on_validation_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0

@@ -23,6 +23,7 @@ from gan_translate.core.lightning_compat import batches_that_stepped
 from gan_translate.core.random_streams import split_rank_random_streams
 from gan_translate.core.version import __version__
 from gan_translate.models.capabilities import Capability, SamplerSpec, TranslatorProgram, capability_use
+from gan_translate.models.deferred_guard import DeferredNonFiniteGuard, takes_found_inf
 from gan_translate.models.distributed import enable_find_unused_parameters
 
 __all__ = ["CHECKPOINT_KEY", "Capability", "GANModule", "TrainingLogWindow", "frozen", "linear_decay_schedule"]
@@ -117,6 +118,10 @@ class GANModule(pl.LightningModule):
     trains_on_pairs: ClassVar[bool] = False
     #: Keyword settings ``inference_network`` takes (``translate --steps / --seed`` for UNSB's bridge); none here.
     inference_settings: ClassVar[frozenset[str]] = frozenset()
+    #: Read the NaN guard's flag back every this many optimiser steps. 1 (the default): before every update, one device
+    #: read per step. Above 1 (``PerformanceOptions(capture=True)`` sets it): checks stay on the device, a bad update is
+    #: skipped there by torch's fused Adam, and training stops at the next read (:mod:`~gan_translate.models.deferred_guard`).
+    nonfinite_check_every_n_steps: int = 1
     # Hyperparameters a command line may change when it reuses a checkpoint (``--ckpt_path``): they shape no
     # weight and no optimiser state. The CLI keeps the checkpoint's value for every other one (and says so).
     checkpoint_overridable_hparams: ClassVar[frozenset[str]] = frozenset({"sample_every_n_steps", "num_samples"})
@@ -218,10 +223,13 @@ class GANModule(pl.LightningModule):
         hp = self.hparams
         params = list(parameters)
         on_gpu = bool(params) and all(p.device.type == "cuda" for p in params)
-        return torch.optim.Adam(params, lr=hp.lr, betas=(hp.beta1, hp.beta2), fused=True if on_gpu else None)
+        # The deferred NaN guard skips a bad update on the device through the fused step's found_inf: fused on a CPU too.
+        fused = on_gpu or self.nonfinite_check_every_n_steps > 1
+        return torch.optim.Adam(params, lr=hp.lr, betas=(hp.beta1, hp.beta2), fused=True if fused else None)
 
     # --- schedule ---------------------------------------------------------------------------------
     def on_train_epoch_end(self) -> None:
+        self.stop_if_nonfinite()  # the deferred guard's window ends with the epoch
         # Manual optimisation does not step schedulers: do it once per epoch, as the classic code does.
         schedulers = self.lr_schedulers()
         if schedulers is None:
@@ -242,10 +250,65 @@ class GANModule(pl.LightningModule):
         so the order (and with it exact resume) cannot drift between them.
         """
         checked = {terms: loss} if isinstance(terms, str) else terms
-        self.check_finite(checked, total=loss if loss_is_total else None)
+        torch_optimizer = getattr(optimizer, "optimizer", optimizer)  # under Lightning's LightningOptimizer
+        guard = self._deferred_guard_for(torch_optimizer)
+        if guard is None:
+            self.check_finite(checked, total=loss if loss_is_total else None)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+            return
+        # The deferred guard: the check on the device after backward (the gradients too), the update skipped there
+        # from the first bad step on, the flag read every nonfinite_check_every_n_steps steps.
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        optimizer.step()
+        guard.flag_step(torch_optimizer, loss, checked, self._training_position())
+        try:
+            optimizer.step()
+        finally:
+            guard.after_step(torch_optimizer)
+        if guard.due():
+            self.stop_if_nonfinite()
+
+    def _deferred_guard_for(self, optimizer: torch.optim.Optimizer) -> DeferredNonFiniteGuard | None:
+        """The deferred NaN guard when it is on and can skip this optimiser's update on the device; else None (the
+        per-step guard). Not under fp16 AMP: its GradScaler sets found_inf itself."""
+        every = int(self.nonfinite_check_every_n_steps)
+        trainer = self._trainer
+        if every <= 1 or not takes_found_inf(optimizer):
+            return None
+        if trainer is not None and str(trainer.precision).startswith("16"):
+            return None
+        guard = getattr(self, "_deferred_guard", None)
+        if guard is None or guard.every != every:
+            guard = self._deferred_guard = DeferredNonFiniteGuard(every)
+        return guard
+
+    def _training_position(self) -> tuple[int, int, int]:
+        """(global step, epoch, 1-based batch of the epoch) of this step, from host counters."""
+        trainer = self._trainer
+        if trainer is None:
+            return (0, 0, 0)
+        return (trainer.global_step, trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_idx + 1)
+
+    def stop_if_nonfinite(self, collective: bool = True) -> None:
+        """Read the deferred guard's flag (one device read) and stop with the one-line message naming the first bad
+        step; a no-op with the per-step guard. ``collective``: all DDP processes decide together (every process must
+        call it then); without, each reads its own flag (the same one: a bad gradient is all-reduced to every process)."""
+        guard = getattr(self, "_deferred_guard", None)
+        if guard is None:
+            return
+        trainer = self._trainer
+        distributed = collective and trainer is not None and trainer.world_size > 1
+        reduce = (lambda finite: trainer.strategy.reduce_boolean_decision(finite, all=True)) if distributed else None
+        first = guard.first_bad_step(reduce)
+        if first is None:
+            return
+        raise NonFiniteLossError(nonfinite_message(
+            trainer, {f"train/{name}": value for name, value in first.values.items()},
+            step=first.global_step if first.global_step >= 0 else None,
+            epoch=first.epoch if first.epoch >= 0 else None, batch=first.batch if first.batch >= 0 else None,
+        ))
 
     def check_finite(self, losses: Mapping[str, Tensor], prefix: str = "train/", total: Tensor | None = None) -> None:
         """Raise a one-line ``NonFiniteLossError`` naming every NaN/Inf term of ``losses``.
@@ -337,7 +400,11 @@ class GANModule(pl.LightningModule):
                 callback.write(self.trainer, key, grid)
 
     # --- checkpoints -----------------------------------------------------------------------------
+    def on_train_end(self) -> None:
+        self.stop_if_nonfinite()  # a run that ends mid-window is checked too
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.stop_if_nonfinite(collective=False)  # never write a checkpoint from a window with a bad step
         # Lets `translate` / `generate` rebuild the right model class from the file alone.
         checkpoint[CHECKPOINT_KEY] = {"model": self.model_name, "version": __version__}
         for logger in self.loggers:

@@ -107,10 +107,10 @@ class Distill(AdversarialTranslationGAN):
         lambda_gt: weight of the L1 to the ground truth (teachers trained on pairs only).
         distill_points: stages compared by feature distillation (0: none; the output alone is distilled).
         paired: the data are aligned pairs (ground truth and a pair discriminator); unset: as the teacher was trained.
-        discriminator: discriminator name; unset: the teacher's (``patchgan`` when it has none).
+        discriminator: discriminator name; unset: the teacher's (``patchgan`` when it has no plain one: UNSB).
         discriminator_args: its extra arguments; unset: the teacher's (with its norm).
-        ndf: its width; unset: the teacher's (64 when it has none).
-        gan_loss: ``lsgan``, ``vanilla`` or ``hinge``; unset: the teacher's (``lsgan`` when it has none).
+        ndf: its width; unset: the teacher's.
+        gan_loss: ``lsgan``, ``vanilla`` or ``hinge``; unset: the teacher's.
         teacher_info: written by the model when it first reads the teacher (file, SHA-256, model, stage channels):
             what a saved student knows of its teacher. Leave it unset.
     """
@@ -205,12 +205,17 @@ class Distill(AdversarialTranslationGAN):
                 raise UserError(f"model.{key} {given} differs from the teacher's domain {domain} channels "
                                 f"({model.image_channels(domain)}): leave it unset")
             kwargs[key] = model.image_channels(domain)
-        if direction in model.discriminators:  # its discriminator's options, norm included, so its weights fit
-            teachers = {"discriminator": th.get("discriminator"), "ndf": th.get("ndf"), "gan_loss": th.get("gan_loss"),
-                        "discriminator_args": {"norm": th.get("norm", "instance"), **(th.get("discriminator_args") or {})}}
-            for key, value in teachers.items():
-                if chosen[key] is None and value is not None:
-                    resolved[key] = value
+        # The teacher's discriminator options, norm included: its weights then fit (when the model declares a plain
+        # discriminator for the direction), and otherwise its size still suits the task (UNSB's judges the time step
+        # too: its width and depth without its weights; a default 70x70 PatchGAN made that student 1.22x the
+        # teacher's L1 against 1.06x: benchmarks/RESULTS.md, issue 28).
+        has_plain = direction in model.discriminators
+        teachers = {"discriminator": th.get("discriminator") if has_plain else None, "ndf": th.get("ndf"),
+                    "gan_loss": th.get("gan_loss"),
+                    "discriminator_args": {"norm": th.get("norm", "instance"), **(th.get("discriminator_args") or {})}}
+        for key, value in teachers.items():
+            if chosen[key] is None and value is not None:
+                resolved[key] = value
         return resolved
 
     def _describe_teacher(self, teacher: Teacher, direction: str) -> dict[str, Any]:
