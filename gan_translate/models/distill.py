@@ -204,7 +204,7 @@ class Distill(AdversarialTranslationGAN):
             if given is not None and given != model.image_channels(domain):
                 raise UserError(f"model.{key} {given} differs from the teacher's domain {domain} channels "
                                 f"({model.image_channels(domain)}): leave it unset")
-            kwargs[key] = model.image_channels(domain)
+            kwargs[key] = resolved[key] = model.image_channels(domain)
         # The teacher's discriminator options, norm included: its weights then fit (when the model declares a plain
         # discriminator for the direction), and otherwise its size still suits the task (UNSB's judges the time step
         # too: its width and depth without its weights; a default 70x70 PatchGAN made that student 1.22x the

@@ -87,6 +87,7 @@ def _fixed(cls: type[nn.Module], kind: str, name: str, base: str, **fixed: Any) 
 
     build.__signature__ = inspect.signature(cls)  # type: ignore[attr-defined]  # for the kwarg check
     build.__name__ = name
+    build.takes_ngf = getattr(cls, "takes_ngf", True)  # type: ignore[attr-defined]
     return build
 
 
@@ -123,6 +124,9 @@ def _build(registry: Registry[Builder], name: str, kwargs: dict[str, Any]) -> nn
     init_options = ["init_type", "init_gain"] if classic_init else []
     init_type = kwargs.pop("init_type", "normal") if classic_init else "normal"
     init_gain = kwargs.pop("init_gain", 0.02) if classic_init else 0.02
+    if not getattr(builder, "takes_ngf", True):
+        # Widths per stage (mobile_resnet's channels): the models' one-number width option does not apply.
+        kwargs.pop("ngf", None)
     accepted = [p for p in inspect.signature(builder).parameters if p != "self"]
     unexpected = sorted(set(kwargs) - set(accepted))
     if unexpected:

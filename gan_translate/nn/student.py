@@ -110,7 +110,10 @@ class MobileResnetGenerator(EncoderFeatureLayers, nn.Module):
     inside every block (between its two separable convs), unless ``block_channels`` gives one per block. The
     defaults are the h2z student's stages with all blocks 128 wide inside.
     :meth:`features` reads the encoder at the same kind of layer indices as ResnetGenerator's (CUT's choice).
+    A model's one-number width option (``ngf``) does not apply to it (``takes_ngf``): its widths are ``channels``.
     """
+
+    takes_ngf = False
 
     def __init__(
         self,

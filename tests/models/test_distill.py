@@ -405,3 +405,17 @@ def test_a_BtoA_student_distils_the_teachers_BtoA_generator(synthetic_root: Path
     assert main(["translate", "--checkpoint", str(student), "--input", str(synthetic_root / "testA"),
                  "--output", str(tmp_path / "other"), "--device", "cpu"]) == 2  # AtoB, the default
     assert "--model.direction AtoB" in _error_line(capsys)
+
+
+def test_a_mobile_resnet_student_is_chosen_by_name() -> None:
+    """GAN Compression's depthwise student through the model's options (its widths per stage: the model's ngf does not
+    apply), its stages matched to the teacher's."""
+    model = _student(generator="mobile_resnet", generator_args={"channels": [4, 8, 16, 16, 8, 4], "n_blocks": 2})
+    assert type(model.student).__name__ == "MobileResnetGenerator" and len(model.adapters) == 2
+    source = _images(2)
+    output, features = model.student_pass(source)
+    teacher_output, teacher_features = model.teach(source)
+    assert output.shape == teacher_output.shape
+    assert [a(f).shape for a, f in zip(model.adapters.maps, features)] == [t.shape for t in teacher_features]
+    preset = TINY["cyclegan"].build("cyclegan", generator="mobile_resnet_h2z", generator_args=None)
+    assert type(preset.generator_ab).__name__ == "MobileResnetGenerator"

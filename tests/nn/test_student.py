@@ -149,8 +149,10 @@ def test_students_are_registered() -> None:
 def test_registry_builds_students_by_name_with_checked_keywords() -> None:
     g = build_generator("mobile_resnet", **TINY, norm="batch", init_gain=0.05)
     assert isinstance(g, MobileResnetGenerator) and g.channels == (4, 6, 8, 4, 6, 4)
-    with pytest.raises(UserError, match="unexpected argument.*ngf"):
-        build_generator("mobile_resnet", ngf=16)
+    # the models' one-number width does not apply to per-stage widths: a model's ngf (always passed) leaves them alone
+    assert build_generator("mobile_resnet", **TINY, ngf=16).channels == (4, 6, 8, 4, 6, 4)
+    with pytest.raises(UserError, match="unexpected argument.*width"):
+        build_generator("mobile_resnet", width=16)
     with pytest.raises(UserError, match="'mobile_resnet_h2z' has n_blocks=9, got n_blocks=6; use 'mobile_resnet'"):
         build_generator("mobile_resnet_h2z", n_blocks=6)
     with pytest.raises(UserError, match="'narrow_resnet_ngf12' has ngf=12, got ngf=16; use 'resnet'"):
