@@ -91,8 +91,8 @@ class Distill(AdversarialTranslationGAN):
     """A student generator distilled from a frozen teacher translator (see the module's text for the losses).
 
     The student's network options are those of every translator (``generator``, ``generator_args``, ``ngf``,
-    ``norm``, ...); the defaults build a plain ResNet-9 of width 16 (3.3 G MACs at 256 px against the ResNet-9
-    teacher's 49.6 G; ``benchmarks/RESULTS.md``, issue 28, for the measured speed of each student). The
+    ``norm``, ...); the defaults build a plain ResNet-9 of width 12 (1.93 G MACs at 256 px against the ResNet-9
+    teacher's 49.6 G, 11x faster on two CPU cores; ``benchmarks/RESULTS.md``, issue 28, for each student). The
     discriminator options left unset are the teacher's, so that its weights can start the student's discriminator.
 
     Args:
@@ -133,7 +133,7 @@ class Distill(AdversarialTranslationGAN):
         distill_points: int = 4,
         paired: bool | None = None,
         generator: str = "resnet",
-        ngf: int = 16,
+        ngf: int = 12,
         discriminator: str | None = None,
         discriminator_args: dict[str, Any] | None = None,
         ndf: int | None = None,
