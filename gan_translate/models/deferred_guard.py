@@ -20,6 +20,7 @@ guard is on); anything else keeps the per-step guard (:meth:`GANModule.backward_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,5 +123,5 @@ class DeferredNonFiniteGuard:
         names, step, epoch, batch = self._positions[call]
         assert self._first_values is not None
         values = dict(zip(names, self._first_values[: len(names)].tolist()))
-        bad_values = {name: value for name, value in values.items() if not torch.isfinite(torch.tensor(value))}
+        bad_values = {name: value for name, value in values.items() if not math.isfinite(value)}
         return FirstBadStep(bad_values or {"a gradient": float("nan")}, step, epoch, batch)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -222,7 +223,8 @@ class Distill(AdversarialTranslationGAN):
         """What the student records of its teacher (``teacher_info``), stage channels included (from shapes only)."""
         hp = self.hparams
         network = teacher.model.translator(direction)
-        stages = self._teacher_stages(teacher, direction) if hp.distill_points > 0 else []
+        stages = (self._teacher_stages(teacher, direction, self._teacher_inference(teacher, direction))
+                  if hp.distill_points > 0 else [])
         points = stage_points(len(stages), hp.distill_points)
         size = self._probe_size(network)
         teacher_shapes = stage_shapes(network, [stages[i] for i in points],
@@ -251,11 +253,15 @@ class Distill(AdversarialTranslationGAN):
             "data_root": teacher.data_root,
         }
 
-    def _teacher_stages(self, teacher: Teacher, direction: str) -> list[nn.Module]:
-        """The teacher's stages, when its ``translate`` is one pass of its generator (so hooks see each stage once);
-        none for a bridge (UNSB: several passes, of states that are not the input) or a test-time wrapper."""
+    def _teacher_inference(self, teacher: Teacher, direction: str) -> nn.Module:
+        """What the teacher's ``translate`` runs for ``direction``, with the configured settings."""
+        return teacher.model.inference_network(direction, **(self.hparams.teacher_settings or {}))
+
+    @staticmethod
+    def _teacher_stages(teacher: Teacher, direction: str, inference: nn.Module) -> list[nn.Module]:
+        """The teacher's stages, when its ``translate`` (``inference``) is one pass of its generator (so hooks see each
+        stage once); none for a bridge (UNSB: several passes, of states that are not the input) or a test-time wrapper."""
         network = teacher.model.translator(direction)
-        inference = teacher.model.inference_network(direction, **(self.hparams.teacher_settings or {}))
         return distillation_stages(network) if inference is network else []
 
     def _student_points(self, points: int) -> list[int]:
@@ -270,12 +276,10 @@ class Distill(AdversarialTranslationGAN):
 
     def _probe_size(self, network: nn.Module) -> int:
         """A side every network involved takes (a multiple of each one's size multiple, above each one's minimum)."""
-        multiples = [int(getattr(n, "size_multiple", 1)) for n in (network, self.student)]
-        least = max(max(multiples), *(int(getattr(n, "min_size", 1)) for n in (network, self.student)), 16)
-        side = max(multiples)
-        while side < least or any(side % m for m in multiples):
-            side += max(multiples)
-        return side
+        networks = (network, self.student)
+        step = math.lcm(*(int(getattr(n, "size_multiple", 1)) for n in networks))
+        least = max(16, *(int(getattr(n, "min_size", 1)) for n in networks))
+        return step * math.ceil(least / step)
 
     def _take_teacher_discriminator(self, teacher: Teacher, direction: str) -> None:
         """Start the discriminator from the teacher's for ``direction`` when the file holds it and it fits."""
@@ -311,11 +315,9 @@ class Distill(AdversarialTranslationGAN):
 
     def teach(self, source: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The teacher's translation of ``source`` and its activations at the distillation points (no graph)."""
-        teacher = self.teacher()
-        info = self.hparams.teacher_info or {}
-        direction = info.get("direction", self.hparams.direction)
-        network = teacher.model.inference_network(direction, **(self.hparams.teacher_settings or {}))
-        stages = self._teacher_stages(teacher, direction) if len(self.adapters) else []
+        teacher, direction = self.teacher(), self.hparams.direction
+        network = self._teacher_inference(teacher, direction)
+        stages = self._teacher_stages(teacher, direction, network) if len(self.adapters) else []
         points = stage_points(len(stages), len(self.adapters)) if stages else []
         with torch.no_grad(), captured_outputs([stages[i] for i in points]) as features:
             output = network(source)

@@ -18,20 +18,10 @@ from gan_translate.callbacks.performance import PerformanceOptions
 from gan_translate.core.errors import NonFiniteLossError
 from gan_translate.models.deferred_guard import DeferredNonFiniteGuard
 from tests.callbacks.test_precision import TrainingRecord, _data, _fresh, _trainer
+from tests.callbacks.test_reliability import PoisonAt
 
 # fused (capture) against foreach (default) Adam: the same updates to float rounding
 LOSS_TOL = {"rel": 1e-4, "abs": 1e-5}
-
-
-class PoisonFrom(Callback):
-    """From the ``batch``-th training batch on (1-based), the identity loss weight is infinite."""
-
-    def __init__(self, batch: int) -> None:
-        self.batch = batch
-
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.fit_loop.total_batch_idx + 1 == self.batch:
-            pl_module.hparams.lambda_identity = float("inf")
 
 
 class Weights(Callback):
@@ -95,7 +85,7 @@ def test_a_bad_step_never_reaches_the_weights_and_stops_naming_it(synthetic_root
     weights = Weights()
     with pytest.raises(NonFiniteLossError) as stopped:
         _fit(module, tmp_path, "poisoned", synthetic_root, 4,
-             [PerformanceOptions(capture=True, compile_backend="aot_eager", nan_check_every_n_steps=8), PoisonFrom(2),
+             [PerformanceOptions(capture=True, compile_backend="aot_eager", nan_check_every_n_steps=8), PoisonAt(2),
               weights])
     message = str(stopped.value)
     assert "\n" not in message
