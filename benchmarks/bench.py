@@ -8,14 +8,19 @@
 Cases (``--kinds``):
 
 * ``train``: one training iteration (a batch: every optimiser step of it) of each model at the classic settings:
-  CycleGAN ResNet-9 256 px batch 1, pix2pix U-Net 256 256 px batch 1, DCGAN 64 px batch 128; ours goes
-  through a Lightning ``Trainer`` (manual optimisation, logging every ``--log-every`` batches) and is timed from
-  ``on_train_batch_start`` to ``on_train_batch_end``; the classic transcription (``classic_reference.py``) is
-  timed around ``optimize_parameters()``. Data are random tensors already in memory for both (data loading
+  CycleGAN ResNet-9 256 px batch 1, pix2pix U-Net 256 256 px batch 1, DCGAN 64 px batch 128, CUT (the
+  anti-aliased ResNet-9, 256 patches, NCE identity) 256 px batch 1; ours goes through a Lightning ``Trainer``
+  (manual optimisation, logging every ``--log-every`` batches) and is timed from ``on_train_batch_start`` to
+  ``on_train_batch_end``; the classic transcription (``classic_reference.py``; CUT's reference step:
+  ``classic_cut_reference.py``) is timed around ``optimize_parameters()``. Data are random tensors already in memory for both (data loading
   is not what is compared).
 * ``infer``: the translate path (``gan_translate.inference.translator.Translator.translate_batch``: inference mode,
   padding, crop, clamp) of the CycleGAN / pix2pix generator at batch 1 and batched, against the classic
   test loop's call (eval, ``torch.no_grad``, batch 1).
+
+``--networks quickstart`` times CycleGAN and pix2pix with their quickstart configs' networks, size and batch
+(``configs/<model>/quickstart.yaml``: CycleGAN ResNet 3 blocks ngf 16 / PatchGAN 2 layers ndf 32, pix2pix U-Net 6
+levels ngf 16 / PatchGAN 2 layers ndf 16; 64 px, batch 4), the classic transcription given the same widths.
 
 Variants (``--variants``) of our code: ``fp32`` (default path), ``bf16`` (``precision bf16-mixed`` /
 bf16 autocast), ``cl`` (channels-last: ``PerformanceOptions(channels_last=True)``), ``bf16+cl``, ``compile``
@@ -65,13 +70,14 @@ REPO = HERE.parent
 
 ALL_VARIANTS = ("fp32", "bf16", "cl", "bf16+cl", "compile", "bf16+compile", "bf16+cl+compile", "capture", "bf16+capture")
 DEFAULT_VARIANTS = ("fp32", "bf16", "cl", "bf16+cl")
-MODELS = ("cyclegan", "pix2pix", "dcgan")
+MODELS = ("cyclegan", "pix2pix", "dcgan", "cut")
 TRANSLATORS = ("cyclegan", "pix2pix")
 
-# Classic settings (REFERENCE.md) and the --quick ones: (image size, batch size).
+# Classic settings (REFERENCE.md), the --quick ones and the quickstart configs': (image size, batch size).
 SETTINGS = {
-    "full": {"cyclegan": (256, 1), "pix2pix": (256, 1), "dcgan": (64, 128)},
-    "quick": {"cyclegan": (64, 1), "pix2pix": (64, 1), "dcgan": (32, 32)},
+    "quickstart": {"cyclegan": (64, 4), "pix2pix": (64, 4)},
+    "full": {"cyclegan": (256, 1), "pix2pix": (256, 1), "dcgan": (64, 128), "cut": (256, 1)},
+    "quick": {"cyclegan": (64, 1), "pix2pix": (64, 1), "dcgan": (32, 32), "cut": (64, 1)},
 }
 
 
@@ -113,9 +119,16 @@ def _random_batches(spec: dict[str, Any], count: int) -> list[dict[str, Any]]:
 
 
 def _our_model(spec: dict[str, Any]):
-    from gan_translate.models import DCGAN, CycleGAN, Pix2Pix
+    from gan_translate.models import CUT, DCGAN, CycleGAN, Pix2Pix
 
     size = spec["size"]
+    if spec.get("networks") == "quickstart":
+        cls = {"cyclegan": CycleGAN, "pix2pix": Pix2Pix}[spec["model"]]
+        return cls(**{**quickstart_model_args(spec["model"]), "sample_every_n_steps": 0})
+    if spec["model"] == "cut":
+        # configs/cut/horse2zebra.yaml's networks: CUT's anti-aliased ResNet-9, its NCE layers 0, 4, 8, 12, 16.
+        return CUT(generator="resnet_9blocks", generator_args={"antialias": True}, gan_loss="lsgan", num_patches=256,
+                   sample_every_n_steps=0)
     if spec["model"] == "cyclegan":
         # ResNet-9 at 256 px (classic); the classic code uses ResNet-9 at 128 px too, so keep it for --quick.
         return CycleGAN(generator="resnet_9blocks", sample_every_n_steps=0)
@@ -132,6 +145,18 @@ def _classic_model(spec: dict[str, Any]):
     from classic_reference import ClassicCycleGAN, ClassicDCGAN, ClassicPix2Pix
 
     size = spec["size"]
+    if spec.get("networks") == "quickstart":
+        args = quickstart_model_args(spec["model"])
+        layers = args["discriminator_args"]["n_layers"]
+        if spec["model"] == "cyclegan":
+            return ClassicCycleGAN(ngf=args["ngf"], ndf=args["ndf"], n_blocks=args["generator_args"]["n_blocks"],
+                                   n_layers=layers, device=spec["device"])
+        return ClassicPix2Pix(ngf=args["ngf"], ndf=args["ndf"], num_downs=args["generator_args"]["num_downs"],
+                              n_layers=layers, device=spec["device"])
+    if spec["model"] == "cut":
+        from classic_cut_reference import ClassicCUT
+
+        return ClassicCUT(batch_size=spec["batch"], device=spec["device"])
     if spec["model"] == "cyclegan":
         return ClassicCycleGAN(device=spec["device"])
     if spec["model"] == "pix2pix":
@@ -139,6 +164,14 @@ def _classic_model(spec: dict[str, Any]):
     if size != 64:
         raise SystemExit("the classic DCGAN transcription is the 64 px network only")
     return ClassicDCGAN(device=spec["device"])
+
+
+def quickstart_model_args(model: str) -> dict[str, Any]:
+    """The ``model.init_args`` of ``configs/<model>/quickstart.yaml``."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs" / model / "quickstart.yaml").read_text())
+    return dict(config["model"]["init_args"])
 
 
 def _train_ours(spec: dict[str, Any]) -> dict[str, Any]:
@@ -347,11 +380,11 @@ def machine_info() -> dict[str, Any]:
 
 def build_cases(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     """``paired`` cases (ours, with the classic step interleaved in-process) and/or ``solo`` ones (one per process)."""
-    settings = SETTINGS["quick" if args.quick else "full"]
+    settings = SETTINGS["quickstart" if args.networks == "quickstart" else "quick" if args.quick else "full"]
     cases = []
     common = {"device": device, "warmup": args.warmup, "steps": args.steps, "threads": args.threads, "tf32": not args.no_tf32,
               "log_every": args.log_every, "nan_check": not args.skip_nan_check,
-              "compile_backend": args.compile_backend}
+              "compile_backend": args.compile_backend, "networks": args.networks}
     modes = ["paired", "solo"] if args.mode == "both" else [args.mode]
     for model in args.models:
         size, batch = settings[model]
@@ -478,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes (CycleGAN / pix2pix 64 px, DCGAN 32 px batch 32)")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: cyclegan, pix2pix, dcgan")
+    parser.add_argument("--networks", default="classic", choices=["classic", "quickstart"],
+                        help="quickstart: CycleGAN / pix2pix with their quickstart configs' networks, 64 px, batch 4")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: cyclegan, pix2pix, dcgan, cut")
     parser.add_argument("--kinds", default="train,infer", help="comma-separated: train, infer")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, of {', '.join(ALL_VARIANTS)}")
     parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda")
@@ -518,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     args.infer_batch = [int(b) for b in str(args.infer_batch).split(",") if b]
     args.batch = [int(b) for b in str(args.batch).split(",") if b]
     unknown = [v for v in args.variants if v not in ALL_VARIANTS] + [m for m in args.models if m not in MODELS]
+    if args.networks == "quickstart":
+        unknown += [f"{m} (--networks quickstart: cyclegan, pix2pix)" for m in args.models if m not in SETTINGS["quickstart"]]
     if unknown:
         parser.error(f"unknown: {', '.join(unknown)}")
     cases = build_cases(args, device)

@@ -246,11 +246,12 @@ class ClassicCycleGAN:
     """The classic CycleGAN model's training step (``optimize_parameters``) and generator."""
 
     def __init__(self, ngf: int = 64, ndf: int = 64, n_blocks: int = 9, lambda_a: float = 10.0, lambda_b: float = 10.0,
-                 lambda_identity: float = 0.5, pool_size: int = 50, lr: float = 2e-4, device: str = "cpu") -> None:
+                 lambda_identity: float = 0.5, pool_size: int = 50, lr: float = 2e-4, device: str = "cpu",
+                 n_layers: int = 3) -> None:
         self.netG_A = classic_init(ClassicResnetGenerator(ngf=ngf, n_blocks=n_blocks)).to(device)
         self.netG_B = classic_init(ClassicResnetGenerator(ngf=ngf, n_blocks=n_blocks)).to(device)
-        self.netD_A = classic_init(ClassicNLayerDiscriminator(ndf=ndf)).to(device)
-        self.netD_B = classic_init(ClassicNLayerDiscriminator(ndf=ndf)).to(device)
+        self.netD_A = classic_init(ClassicNLayerDiscriminator(ndf=ndf, n_layers=n_layers)).to(device)
+        self.netD_B = classic_init(ClassicNLayerDiscriminator(ndf=ndf, n_layers=n_layers)).to(device)
         self.fake_A_pool, self.fake_B_pool = ClassicImagePool(pool_size), ClassicImagePool(pool_size)
         self.criterionGAN = ClassicGANLoss("lsgan").to(device)
         self.criterionCycle, self.criterionIdt = nn.L1Loss(), nn.L1Loss()
@@ -322,9 +323,9 @@ class ClassicPix2Pix:
     """The classic pix2pix model's training step: D on the detached pair, then G (GAN + 100 x L1)."""
 
     def __init__(self, ngf: int = 64, ndf: int = 64, num_downs: int = 8, lambda_l1: float = 100.0, lr: float = 2e-4,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", n_layers: int = 3) -> None:
         self.netG = classic_init(ClassicUnetGenerator(num_downs=num_downs, ngf=ngf)).to(device)
-        self.netD = classic_init(ClassicNLayerDiscriminator(input_nc=6, ndf=ndf, norm="batch")).to(device)
+        self.netD = classic_init(ClassicNLayerDiscriminator(input_nc=6, ndf=ndf, n_layers=n_layers, norm="batch")).to(device)
         self.criterionGAN = ClassicGANLoss("vanilla").to(device)
         self.criterionL1 = nn.L1Loss()
         self.lambda_l1 = lambda_l1

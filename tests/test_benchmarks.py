@@ -35,6 +35,43 @@ def test_bench_writes_timed_steps_for_ours_and_the_classic_code(tmp_path: Path) 
     assert row["median_s"] > 0 and row["classic_median_s"] > 0, row
 
 
+def _parameters(network: object) -> int:
+    return sum(p.numel() for p in network.parameters())  # type: ignore[attr-defined]
+
+
+def test_cut_reference_step_has_our_cuts_networks_and_is_timed_beside_ours(tmp_path: Path) -> None:
+    """The CUT reference transcription (issue 29's "CUT >= 2.0x the CUT reference step"): the same networks and
+    heads as our CUT at the horse2zebra settings, one paired step each."""
+    import bench
+    import classic_cut_reference
+
+    ours = bench._our_model({"model": "cut", "size": 32})
+    assert classic_cut_reference.parameter_counts(32) == {
+        "generator": _parameters(ours.generator), "discriminator": _parameters(ours.discriminator),
+        "heads": _parameters(ours.feature_heads)}
+    out = tmp_path / "results.json"
+    assert bench.main(["--quick", "--models", "cut", "--kinds", "train", "--variants", "fp32", "--mode", "paired",
+                       "--rounds", "1", "--warmup", "1", "--steps", "1", "--size", "32", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["key"] == "paired/train/cut/ours/fp32/32px/b1", row
+    assert row["median_s"] > 0 and row["classic_median_s"] > 0, row
+
+
+def test_bench_times_the_quickstart_networks_against_the_classic_code_at_the_same_widths(tmp_path: Path) -> None:
+    import bench
+
+    spec = {"model": "cyclegan", "size": 64, "batch": 4, "device": "cpu", "networks": "quickstart"}
+    ours, classic = bench._our_model(spec), bench._classic_model(spec)
+    assert _parameters(ours.generator_ab) == _parameters(classic.netG_A)
+    assert _parameters(ours.discriminator_b) == _parameters(classic.netD_A)
+    out = tmp_path / "results.json"
+    assert bench.main(["--networks", "quickstart", "--models", "cyclegan", "--kinds", "train", "--variants", "bf16",
+                       "--mode", "paired", "--rounds", "1", "--warmup", "1", "--steps", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["key"] == "paired/train/cyclegan/ours/bf16/64px/b4", row
+    assert row["median_s"] > 0 and row["classic_median_s"] > 0, row
+
+
 def test_cut_benchmark_times_and_measures_the_three_models(tmp_path: Path) -> None:
     import cut_vs_cyclegan
 
