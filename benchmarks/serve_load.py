@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = _model(Path(folder) / "bench.ckpt", args.ngf, args.blocks)
         pictures = _pictures(args.size)
         torch.set_num_threads(1)
-        translator = load_translator(checkpoint, device="cpu")
+        translator = load_translator(checkpoint, device="cpu", precision="auto")  # what serve runs by default
         expected = [translator(picture) for picture in pictures]
         uploads = [_png(picture) for picture in pictures]
         rows = [run_mode(mode, checkpoint, args, uploads, expected) for mode in modes]

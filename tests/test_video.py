@@ -64,7 +64,7 @@ def test_a_two_second_clip_round_trips_translated(tmp_path: Path, capsys: pytest
     assert "translated 48 frames (64x48, 24 fps, audio copied" in capsys.readouterr().out
     source, result = describe(clip), describe(tmp_path / "out.mp4")
     assert (result["frames"], result["size"], result["rate"], result["audio"]) == (48, (64, 48), Fraction(24), 1)
-    translator = load_translator(checkpoint, device="cpu")
+    translator = load_translator(checkpoint, device="cpu", precision="auto")  # translate's default
     for key in ("first", "last"):
         # the translations of the input's frames, in order, up to H.264's loss (4:2:0 chroma blurs an untrained
         # generator's pixel noise: ~22 dB), and far from the frames themselves (~8 dB)

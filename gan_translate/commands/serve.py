@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface, reachable from other machines)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     add_device(parser)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="translators' precision (as translate)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="translators' precision, as translate: auto (default) is bf16 where the device runs it fast, else fp32")
     batching = parser.add_argument_group("batching")
     batching.add_argument("--max-batch", type=int, default=8, help="most requests in one pass (1: no batching)")
     batching.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a request may wait for others to share its pass")
@@ -80,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
     where = "loopback only" if args.host in ("127.0.0.1", "localhost", "::1") else "reachable from other machines"
     print(f"serving {', '.join(f'{name} ({m.kind})' for name, m in models.items())} on http://{args.host}:{args.port} "
           f"({where}); API docs at /docs; Ctrl+C stops after answering accepted requests")
+    translators = [t for m in models.values() for t in m.translators.values()]
+    if translators:
+        first = translators[0]
+        print(f"translators run in {first.precision} on {first.device}"
+              + (f" (precision auto: {first.precision_reason})" if first.precision_reason else ""))
     run_server(app, args.host, args.port, args.graceful_timeout, args.log_level)
     return 0
 

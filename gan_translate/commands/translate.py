@@ -42,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_direction(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (images of equal size are batched)")
     add_device(parser)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                        help="fp32 (exact), or bf16 / fp16 autocast: ~2x faster on GPUs and on CPUs with AVX512-BF16, "
-                             "outputs within a few levels of fp32 (benchmarks/RESULTS.md)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto (default): bf16 where the device runs it fast (GPUs of compute capability >= 8.0, "
+                             "CPUs with AVX512-BF16 / AMX: ~2x faster, outputs within a few levels of fp32), else fp32; "
+                             "fp32 (exact), or bf16 / fp16 autocast (benchmarks/RESULTS.md)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the generator: faster on long runs; each new image size compiles first")
     add_tile_options(parser)
@@ -61,6 +62,11 @@ def _translator(args: argparse.Namespace) -> Translator:
                            compile=args.compile, tile=args.tile, tile_overlap=args.tile_overlap,
                            tile_stats_size=args.tile_stats_size, tile_stats=args.tile_stats,
                            settings=inference_settings(args))
+
+
+def _precision_note(translator: Translator) -> str:
+    """`` in bf16 (auto: this CPU has AVX512-BF16)``: what ran, and why when ``auto`` chose it."""
+    return f" in {translator.precision}" + (f" (auto: {translator.precision_reason})" if translator.precision_reason else "")
 
 
 def _settings_note(translator: Translator) -> str:
@@ -97,7 +103,7 @@ def _run_video(args: argparse.Namespace, source: Path) -> int:
     print(f"translated {summary.frames} frames ({summary.width}x{summary.height}, {float(summary.frame_rate):.3g} fps, "
           f"audio {summary.audio}; {translator.model_name}, {args.direction}{_settings_note(translator)}, "
           f"{translator.checkpoint_path}) into {target} "
-          f"in {time.perf_counter() - started:.1f} s on {translator.device}")
+          f"in {time.perf_counter() - started:.1f} s on {translator.device}{_precision_note(translator)}")
     return 0
 
 
@@ -133,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}"
         f"{_settings_note(translator)}, {translator.checkpoint_path}) into {where} in {elapsed:.1f} s on {translator.device}"
+        f"{_precision_note(translator)}"
         + (f"; images over {translator.tile.size} px in tiles" if translator.tile else "")
     )
     return report_failures(failures)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from gan_translate.artifacts import load_model, resolve_checkpoint_path
 from gan_translate.core.directions import check_direction, domains
 from gan_translate.core.errors import UserError
+from gan_translate.core.hardware import AUTO_PRECISION, resolve_auto_precision
 from gan_translate.core.images import as_tensor_image, tensor_to_uint8, to_rgb_array
 from gan_translate.inference.tiling import TileOptions, auto_tile_size, fit_tiles, tiled_forward, tiled_translate
 from gan_translate.models.base import GANModule
@@ -30,11 +31,13 @@ __all__ = [
     "INFERENCE_PRECISIONS",
     "Translator",
     "autocast_dtype",
+    "check_precision",
     "compile_for_inference",
     "load_translator",
     "pad_to_multiple",
     "prepare_for_inference",
     "resolve_device",
+    "resolve_inference_precision",
     "translator_from_model",
     "translator_with_settings",
 ]
@@ -82,6 +85,23 @@ def pad_to_multiple(batch: Tensor, multiple: int, min_size: int = 1) -> tuple[Te
     return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode), (height, width)
 
 
+def check_precision(precision: str) -> None:
+    """A precision name ``load_translator`` takes (``auto`` or one of ``INFERENCE_PRECISIONS``), else one line."""
+    if precision != AUTO_PRECISION and precision not in INFERENCE_PRECISIONS:
+        raise UserError(f"precision must be auto or one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
+
+
+def resolve_inference_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """``(precision, why)``: ``auto`` becomes ``bf16`` where ``device`` runs bf16 fast (a GPU of compute capability
+    >= 8.0, a CPU with AVX512-BF16 / AMX: :mod:`gan_translate.core.hardware`, as training's ``auto``) and ``fp32``
+    elsewhere, with the reason; a named precision is returned as given, with no reason."""
+    check_precision(precision)
+    if precision != AUTO_PRECISION:
+        return precision, ""
+    choice = resolve_auto_precision(device.type)
+    return ("bf16" if choice.precision == "bf16-mixed" else "fp32"), choice.reason
+
+
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """``fp32`` -> None (no autocast), ``bf16`` -> bfloat16, ``fp16`` -> float16."""
     if precision not in INFERENCE_PRECISIONS:
@@ -125,7 +145,9 @@ class Translator:
     hparams: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     """``fp32``, or ``bf16`` / ``fp16`` autocast (faster on CPUs with AVX512-BF16 and on GPUs; outputs
-    differ from fp32 by a few uint8 levels: benchmarks/RESULTS.md)."""
+    differ from fp32 by a few uint8 levels: benchmarks/RESULTS.md). Never ``auto``: that is resolved on loading."""
+    precision_reason: str = ""
+    """Why ``auto`` chose ``precision`` on this device (empty when the precision was named)."""
     channels_last: bool = False
     """Feed the network channels-last (NHWC) batches; set together with its weights by ``load_translator``."""
     min_size: int = 1
@@ -237,7 +259,8 @@ def load_translator(
     """Rebuild the generator for ``direction`` from a translator's checkpoint or export (file or run folder).
 
     ``precision``: ``fp32`` (default, exact), ``bf16`` or ``fp16`` autocast (bf16 on a CPU with AVX512-BF16:
-    ~2x faster, outputs within a few uint8 levels of fp32). ``channels_last``: NHWC weights and batches; None
+    ~2x faster, outputs within a few uint8 levels of fp32), or ``auto`` (``bf16`` where the device runs it fast,
+    else ``fp32``: the ``translate`` and ``serve`` default; the choice and its reason are on the translator). ``channels_last``: NHWC weights and batches; None
     picks it where it was measured faster (``DEFAULT_INFERENCE_CHANNELS_LAST``). ``compile``:
     ``torch.compile`` with frozen weights (the first batch of each image size compiles). Measured speeds and
     output differences: benchmarks/RESULTS.md. ``command`` names the caller in the error for a checkpoint of a
@@ -251,7 +274,7 @@ def load_translator(
     if tile is not None and compile:  # before the file is read, as every option check
         raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
     check_direction(direction, "--direction")
-    autocast_dtype(precision)  # a bad name fails before the checkpoint is read
+    check_precision(precision)  # a bad name fails before the checkpoint is read
     path = resolve_checkpoint_path(checkpoint)  # a run folder: its newest checkpoint, named in the summaries
     model = load_model(path, capability="translate", command=command, hint=hint)
     return translator_from_model(model, direction, device, precision, channels_last, compile, tile, tile_overlap,
@@ -277,10 +300,11 @@ def translator_from_model(
     if tile is not None and compile:
         raise UserError("--tile and --compile do not go together (tiles change the norm layers at every call); drop one")
     check_direction(direction, "--direction")
-    autocast_dtype(precision)
+    check_precision(precision)
     settings = dict(settings or {})
     network = model.inference_network(direction, **settings)
     target = resolve_device(device)
+    precision, precision_reason = resolve_inference_precision(precision, target)
     network, channels_last = prepare_for_inference(network, target, channels_last)
     if compile:
         compile_for_inference(network)
@@ -300,6 +324,7 @@ def translator_from_model(
         direction=direction,
         hparams=dict(model.hparams),
         precision=precision,
+        precision_reason=precision_reason,
         channels_last=channels_last,
         checkpoint_path=checkpoint_path,
         settings=settings,

@@ -43,6 +43,7 @@ class TranslatorOptions:
     """How translators run: ``load_translator``'s options (precision, tiles for large images)."""
 
     precision: str = "fp32"
+    """As ``load_translator``'s (``serve`` passes its ``--precision``, ``auto`` by default)."""
     tile: int | str | None = None
     tile_overlap: int = 64
     tile_stats_size: int = 1024

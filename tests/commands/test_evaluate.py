@@ -122,8 +122,9 @@ def test_translate_then_score_folders_gives_the_checkpoint_mode_numbers(
 ) -> None:
     """Scoring saved outputs (any tool's) the folder way gives exactly what checkpoint mode gives."""
     out = tmp_path / "translated"
+    # evaluate translates in fp32 on every machine; translate's default (auto) may be bf16 (docs/evaluation.md)
     assert main(["translate", "--checkpoint", str(trained_run), "--input", str(synthetic_root / "testB"),
-                 "--output", str(out), "--direction", "BtoA", "--device", "cpu"]) == 0
+                 "--output", str(out), "--direction", "BtoA", "--device", "cpu", "--precision", "fp32"]) == 0
     assert _evaluate("--checkpoint", str(trained_run), "--data", str(synthetic_root), "--direction", "BtoA",
                      *OFFLINE, "--output", str(tmp_path / "ckpt.json")) == 0
     assert _evaluate("--real", str(synthetic_root / "testA"), "--fake", str(out),

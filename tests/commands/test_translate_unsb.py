@@ -154,11 +154,11 @@ def test_evaluate_scores_the_bridge_with_steps(unsb_checkpoint: Path, synthetic_
 
 def test_compare_runs_the_bridge_beside_gatys(unsb_checkpoint: Path, synthetic_root: Path, tmp_path: Path) -> None:
     """`compare` with a UNSB checkpoint: its translator column is the bridge with the defaults (all steps, seed 0),
-    the very image `translate` writes."""
+    the very image `translate` writes in fp32 (compare, like evaluate, translates in fp32 on every machine)."""
     source = synthetic_root / "testA" / "000001.png"
     assert main(["compare", "--checkpoint", str(unsb_checkpoint), "--input", str(source), "--style",
                  str(synthetic_root / "trainB"), "--ground-truth", str(synthetic_root / "testA_gt"), "--output",
                  str(tmp_path / "cmp"), "--size", "32", "--steps", "2", "--vgg-weights", "random", "--device", "cpu"]) == 0
-    assert _translate(unsb_checkpoint, source, tmp_path / "translated.png") == 0
+    assert _translate(unsb_checkpoint, source, tmp_path / "translated.png", "--precision", "fp32") == 0
     compared = load_image(tmp_path / "cmp" / "translator" / "000001.png")
     assert np.array_equal(compared, load_image(tmp_path / "translated.png"))

@@ -192,7 +192,7 @@ def test_translate_api_matches_command(trained_run: Path, tmp_path: Path) -> Non
 def test_translate_precision_and_compile_flags(trained_run: Path, tmp_path: Path) -> None:
     _write(tmp_path / "in" / "a.png", (40, 36))
     outputs = {}
-    for flags in (["--precision", "fp32"], ["--precision", "bf16"], ["--compile"]):
+    for flags in (["--precision", "fp32"], ["--precision", "bf16"], ["--precision", "fp32", "--compile"]):
         out = tmp_path / "_".join(flags).strip("-")
         assert main(["translate", "--checkpoint", str(trained_run), "--input", str(tmp_path / "in"), "--output", str(out),
                      "--device", "cpu", *flags]) == 0
@@ -202,6 +202,39 @@ def test_translate_precision_and_compile_flags(trained_run: Path, tmp_path: Path
     assert not np.array_equal(outputs["bf16"], outputs["fp32"])  # it did run in bf16
     # The compiled generator computes the same function (to float reordering).
     assert np.abs(outputs["--compile"] - outputs["fp32"]).max() <= 1
+
+
+# /proc/cpuinfo flags of a CPU with AVX512-BF16 (Zen 4) and of an AVX-512 one without (Skylake-X).
+_BF16_CPU = frozenset("avx512f avx512bw avx512_bf16".split())
+_FP32_CPU = frozenset("avx512f avx512bw".split())
+
+
+def test_translate_precision_auto_is_the_default_and_follows_the_cpu(trained_run: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --precision: bf16 on a CPU with AVX512-BF16, fp32 on one without; the summary says which, and why."""
+    from gan_translate.core import hardware
+
+    _write(tmp_path / "in" / "a.png", (40, 36))
+    outputs, lines = {}, {}
+    for name, flags in {"auto-bf16": _BF16_CPU, "auto-fp32": _FP32_CPU, "bf16": None, "fp32": None}.items():
+        monkeypatch.setattr(hardware, "cpu_flags", lambda flags=flags: flags if flags is not None else _FP32_CPU)
+        precision = [] if flags is not None else ["--precision", name]
+        out = tmp_path / name
+        assert main(["translate", "--checkpoint", str(trained_run), "--input", str(tmp_path / "in"), "--output", str(out),
+                     "--device", "cpu", *precision]) == 0
+        outputs[name] = np.asarray(Image.open(out / "a.png"))
+        lines[name] = capsys.readouterr().out.strip().splitlines()[-1]
+    np.testing.assert_array_equal(outputs["auto-bf16"], outputs["bf16"])
+    np.testing.assert_array_equal(outputs["auto-fp32"], outputs["fp32"])
+    assert lines["auto-bf16"].endswith("on cpu in bf16 (auto: this CPU has AVX512-BF16)")
+    assert lines["auto-fp32"].endswith("on cpu in fp32 (auto: this CPU has no AVX512-BF16/AMX)")
+    assert lines["fp32"].endswith("on cpu in fp32")  # named: no reason to give
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own refusal: usage, then one line
+        main(["translate", "--checkpoint", str(trained_run), "--input", str(tmp_path / "in"), "--output",
+              str(tmp_path / "x"), "--precision", "fp64"])
+    assert exit_info.value.code == 2
+    assert "--precision: invalid choice: 'fp64' (choose from 'auto', 'fp32', 'bf16', 'fp16')" in capsys.readouterr().err
 
 
 def test_translate_glob_and_refusals(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

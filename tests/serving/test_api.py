@@ -228,6 +228,25 @@ def test_serve_refuses_bad_flags_and_missing_checkpoints_in_one_line(tmp_path: P
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("flags", "expected"), [("avx512f avx512_bf16", "bf16"), ("avx512f", "fp32")])
+def test_serve_runs_translators_at_precision_auto_unless_told(files: dict[str, Path], flags: str, expected: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from gan_translate.commands import serve
+    from gan_translate.core import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags.split()))
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    for given, precision, reason in (([], expected, "AVX512-BF16"), (["--precision", "fp32"], "fp32", None)):
+        options = serve.translator_options_from_args(parser.parse_args(["--checkpoint", "x.ckpt", *given]))
+        (served,) = load_catalog([str(files["horse2zebra"])], device="cpu", options=options).values()
+        assert {t.precision for t in served.translators.values()} == {precision}
+        reasons = {t.precision_reason for t in served.translators.values()}
+        assert reasons == {""} if reason is None else all(reason in r for r in reasons)
+
+
 def test_generate_serves_stylegan2_with_truncation(tmp_path: Path) -> None:
     import torch
 

@@ -62,8 +62,9 @@ def test_concurrent_requests_are_batched_and_each_gets_what_translate_gives(
     images = [picture(40, 52, seed=i) for i in range(8)]
     for i, image in enumerate(images):
         save_image(image, photos / f"{i}.png")
+    # the server here is built with TranslatorOptions' default, fp32 (the serve command's default is auto, as translate's)
     assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(photos), "--output", str(tmp_path / "cli"),
-                 "--device", "cpu", "--batch-size", "1"]) == 0
+                 "--device", "cpu", "--batch-size", "1", "--precision", "fp32"]) == 0
 
     with ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda image: _post_image(base, png_bytes(image)), images))

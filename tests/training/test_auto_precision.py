@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from gan_translate.training import precision as auto
+from gan_translate.core import hardware as auto  # where the CPU flags are read
 from gan_translate.training.precision import AutoPrecisionTrainer, cpu_flags, resolve_auto_precision
 from tests.helpers import fit, tiny_cyclegan_args
 
@@ -124,3 +124,26 @@ def test_fit_with_precision_auto_records_the_choice(synthetic_root: Path, tmp_pa
     # ...and the config update reached the offline W&B run's file.
     (run_file,) = tmp_path.rglob("offline-run-*/run-*.wandb")
     assert b"trainer/precision_requested" in run_file.read_bytes()
+
+
+@pytest.mark.parametrize(("device", "capabilities", "flags", "expected", "why"), [
+    ("cuda", [(9, 0)], SKYLAKE_X, "bf16", "compute capability 9.0"),   # the GPU decides, not the CPU
+    ("cuda", [(7, 5)], ZEN4, "fp32", "compute capability 7.5"),
+    ("cpu", [(9, 0)], ZEN4, "bf16", "this CPU has AVX512-BF16"),      # a CPU run ignores a present GPU
+    ("cpu", [], SKYLAKE_X, "fp32", "no AVX512-BF16/AMX"),
+    ("mps", [], ZEN4, "fp32", "not measured"),
+])
+def test_inference_auto_is_training_auto_in_inference_names(device: str, capabilities: list[tuple[int, int]], flags: str,
+                                                            expected: str, why: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """translate / serve --precision auto: the same judgement as training's, as bf16 / fp32 autocast."""
+    from gan_translate.core.errors import UserError
+    from gan_translate.inference.translator import resolve_inference_precision
+
+    _mock_cuda(monkeypatch, capabilities)
+    monkeypatch.setattr(auto, "cpu_flags", lambda: frozenset(flags.split()))
+    precision, reason = resolve_inference_precision("auto", torch.device(device))
+    assert precision == expected and why in reason
+    assert resolve_inference_precision("fp16", torch.device(device)) == ("fp16", "")  # named: as given, no reason
+    with pytest.raises(UserError, match="precision must be auto or one of fp32, bf16, fp16, got 'half'"):
+        resolve_inference_precision("half", torch.device(device))
