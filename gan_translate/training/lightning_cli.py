@@ -251,7 +251,9 @@ def _without_third_party_noise() -> Iterator[None]:
     Each is matched by its exact message (and emitting module), so every other warning still shows:
     - Lightning's ``Found N module(s) in eval mode``: every StyleGAN2 / AdaIN run freezes a network on purpose;
       :class:`~gan_translate.callbacks.eval_mode.EvalModeCheck` warns about the accidental ones instead;
-    - torch's deprecation of ``LeafSpec``, raised inside Lightning's own ``_pytree`` module (Lightning's to fix).
+    - torch's deprecation of ``LeafSpec``, raised inside Lightning's own ``_pytree`` module (Lightning's to fix);
+    - Lightning's model summary on bf16 / 16-bit runs (``precision: auto``, the configs' default): it only says its
+      size estimate in MB counts 32 bits a parameter.
     """
     tips = _DropLightningTips()
     loggers = [logging.getLogger(name) for name in _LIGHTNING_INFO_LOGGERS]
@@ -262,6 +264,8 @@ def _without_third_party_noise() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=LIGHTNING_EVAL_MODE_WARNING, category=PossibleUserWarning)
             warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                                     category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")
+            warnings.filterwarnings("ignore", message=r"Precision \S+ is not supported by the model summary",
+                                    category=UserWarning)
             yield
     finally:
         for logger in loggers:
