@@ -83,9 +83,7 @@ def run(args: argparse.Namespace) -> int:
           f"({where}); API docs at /docs; Ctrl+C stops after answering accepted requests")
     translators = [t for m in models.values() for t in m.translators.values()]
     if translators:
-        first = translators[0]
-        print(f"translators run in {first.precision} on {first.device}"
-              + (f" (precision auto: {first.precision_reason})" if first.precision_reason else ""))
+        print(f"translators run on {translators[0].device} in {translators[0].precision_note()}")
     run_server(app, args.host, args.port, args.graceful_timeout, args.log_level)
     return 0
 

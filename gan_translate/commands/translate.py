@@ -64,11 +64,6 @@ def _translator(args: argparse.Namespace) -> Translator:
                            settings=inference_settings(args))
 
 
-def _precision_note(translator: Translator) -> str:
-    """`` in bf16 (auto: this CPU has AVX512-BF16)``: what ran, and why when ``auto`` chose it."""
-    return f" in {translator.precision}" + (f" (auto: {translator.precision_reason})" if translator.precision_reason else "")
-
-
 def _settings_note(translator: Translator) -> str:
     """``, seed 7, steps 3`` for the summary line (the seed ``--seed -1`` drew is how to reproduce the result)."""
     return "".join(f", {name} {value}" for name, value in sorted(translator.settings.items()))
@@ -103,7 +98,7 @@ def _run_video(args: argparse.Namespace, source: Path) -> int:
     print(f"translated {summary.frames} frames ({summary.width}x{summary.height}, {float(summary.frame_rate):.3g} fps, "
           f"audio {summary.audio}; {translator.model_name}, {args.direction}{_settings_note(translator)}, "
           f"{translator.checkpoint_path}) into {target} "
-          f"in {time.perf_counter() - started:.1f} s on {translator.device}{_precision_note(translator)}")
+          f"in {time.perf_counter() - started:.1f} s on {translator.device} in {translator.precision_note()}")
     return 0
 
 
@@ -139,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"translated {written} of {len(inputs)} images ({translator.model_name}, {args.direction}"
         f"{_settings_note(translator)}, {translator.checkpoint_path}) into {where} in {elapsed:.1f} s on {translator.device}"
-        f"{_precision_note(translator)}"
+        f" in {translator.precision_note()}"
         + (f"; images over {translator.tile.size} px in tiles" if translator.tile else "")
     )
     return report_failures(failures)

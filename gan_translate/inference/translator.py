@@ -159,6 +159,10 @@ class Translator:
     settings: dict[str, Any] = field(default_factory=dict)
     """The inference settings the network was built with (UNSB's ``steps`` / ``seed``; empty: the model's defaults)."""
 
+    def precision_note(self) -> str:
+        """``bf16 (auto: this CPU has AVX512-BF16)``: the precision that runs, and why when ``auto`` chose it."""
+        return self.precision + (f" (auto: {self.precision_reason})" if self.precision_reason else "")
+
     def needs_tiles(self, height: int, width: int) -> bool:
         """Whether an image of this size is translated tile by tile."""
         return self.tile is not None and max(height, width) > self.tile.size
