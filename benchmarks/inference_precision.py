@@ -3,9 +3,9 @@ translator's results: L1 / PSNR against the ground truth in fp32 and in bf16, an
 (issue 29, item 3: the translate / serve default).
 
 Each checkpoint's test A images (``DATA/testA``, ground truth ``DATA/testA_gt``) are translated by
-``load_translator(..., precision=...)`` on the CPU, kept as the uint8 images ``translate`` would save, and scored as
-``gan-translate evaluate`` scores them (L1 over all pixels on the 0..1 scale; PSNR with data range 1, per image, then
-averaged).
+``load_translator(..., precision=...)`` on the CPU, kept as the uint8 images ``translate`` would save, and scored by
+``gan-translate evaluate``'s metric collection (``gan_translate.metrics.paired_metrics`` in float64: L1 over all
+pixels on the 0..1 scale, PSNR with data range 1 per image then averaged, SSIM).
 
     OMP_NUM_THREADS=2 python benchmarks/inference_precision.py --data DATA CKPT [CKPT ...] \\
         --json benchmarks/results-cpu-inference-precision.json
@@ -26,9 +26,15 @@ sys.path.insert(0, str(REPO))
 
 
 def _scores(outputs: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
-    errors = [np.abs(o.astype(np.float64) - t.astype(np.float64)) / 255.0 for o, t in zip(outputs, truths)]
-    psnr = [10 * np.log10(1.0 / max(float((e**2).mean()), 1e-12)) for e in errors]
-    return {"l1": float(np.mean([e.mean() for e in errors])), "psnr": float(np.mean(psnr))}
+    """L1 / PSNR / SSIM with evaluate's own collection, in float64 as evaluate computes them."""
+    import torch
+
+    from gan_translate.metrics import paired_metrics
+
+    metrics = paired_metrics().set_dtype(torch.float64)
+    for output, truth in zip(outputs, truths):
+        metrics.update(*(torch.from_numpy(a).permute(2, 0, 1)[None].contiguous().double() / 255.0 for a in (output, truth)))
+    return {name: float(value) for name, value in metrics.compute().items()}
 
 
 def measure(checkpoint: Path, data: Path) -> dict[str, object]:
